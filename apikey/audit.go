@@ -1,0 +1,42 @@
+package apikey
+
+import "time"
+
+// Audit actions. Every mutation of a key writes one event in the same
+// transaction as the change itself.
+const (
+	ActionCreated        = "api_key.created"
+	ActionUpdated        = "api_key.updated"
+	ActionRevoked        = "api_key.revoked"
+	ActionRotated        = "api_key.rotated"
+	ActionRotationFailed = "api_key.rotation_failed"
+)
+
+// Actor types.
+const (
+	ActorAdmin  = "admin"
+	ActorAPIKey = "api_key"
+	ActorSystem = "system"
+)
+
+// Actor is who caused an audit event.
+type Actor struct {
+	Type  string // ActorAdmin, ActorAPIKey or ActorSystem
+	KeyID string // the acting key, for ActorAPIKey
+}
+
+// SystemActor is the actor of scheduled work.
+var SystemActor = Actor{Type: ActorSystem}
+
+// AuditEvent records who did what to which key, and when. Details hold the
+// changed fields and other context; never a plaintext key or secret.
+type AuditEvent struct {
+	ID            string
+	ProjectID     string
+	EnvironmentID string
+	KeyID         string
+	Action        string
+	Actor         Actor
+	Details       map[string]any
+	CreatedAt     time.Time
+}

@@ -1,0 +1,71 @@
+package apikey
+
+import "time"
+
+// VerifyCode is the verdict on a presented key.
+type VerifyCode string
+
+// Verdicts, as SPEC §5 names them.
+const (
+	CodeValid               VerifyCode = "VALID"
+	CodeMalformed           VerifyCode = "MALFORMED"
+	CodeNotFound            VerifyCode = "NOT_FOUND"
+	CodeExpired             VerifyCode = "EXPIRED"
+	CodeRevoked             VerifyCode = "REVOKED"
+	CodeRotated             VerifyCode = "ROTATED"
+	CodeInsufficientScope   VerifyCode = "INSUFFICIENT_SCOPE"
+	CodeEnvironmentMismatch VerifyCode = "ENVIRONMENT_MISMATCH"
+)
+
+// VerifyCodes lists every verdict, for metrics that pre-create their series.
+var VerifyCodes = []VerifyCode{
+	CodeValid, CodeMalformed, CodeNotFound, CodeExpired, CodeRevoked,
+	CodeRotated, CodeInsufficientScope, CodeEnvironmentMismatch,
+}
+
+// Record is the part of a key a verification needs. Records are immutable
+// values: a change to a key produces a new record with a higher Version.
+type Record struct {
+	ID             string
+	ProjectID      string
+	EnvironmentID  string
+	Name           string
+	Scopes         []string
+	ExpiresAt      time.Time
+	RevokedAt      time.Time
+	Replaced       bool
+	GraceExpiresAt time.Time
+	Version        int64
+}
+
+// Check decides the verdict on the key at now, for a caller that needs every
+// scope in want and, if environment is not empty, a key bound to exactly that
+// environment. A key bound to no environment does not match a named one.
+func (r *Record) Check(now time.Time, want []string, environment string) VerifyCode {
+	switch {
+	case !r.RevokedAt.IsZero():
+		return CodeRevoked
+	case !r.ExpiresAt.IsZero() && !now.Before(r.ExpiresAt):
+		return CodeExpired
+	case r.Replaced && !now.Before(r.GraceExpiresAt):
+		return CodeRotated
+	case environment != "" && environment != r.EnvironmentID:
+		return CodeEnvironmentMismatch
+	case !ScopesCover(r.Scopes, want):
+		return CodeInsufficientScope
+	}
+	return CodeValid
+}
+
+// Usable reports whether the key may authenticate at now: not revoked, not
+// expired and not past the end of its grace period.
+func (r *Record) Usable(now time.Time) bool {
+	return r.RevokedAt.IsZero() &&
+		(r.ExpiresAt.IsZero() || now.Before(r.ExpiresAt)) &&
+		(!r.Replaced || now.Before(r.GraceExpiresAt))
+}
+
+// Principal returns the principal a usable key acts as.
+func (r *Record) Principal() Principal {
+	return Principal{KeyID: r.ID, ProjectID: r.ProjectID, EnvironmentID: r.EnvironmentID, Scopes: r.Scopes}
+}
