@@ -12,7 +12,7 @@ const (
 	ScopeWrite  = "api-keys:write"
 	ScopeVerify = "api-keys:verify"
 
-	MaxScopeLen    = 128
+	MaxScopeLen     = 128
 	MaxScopesPerKey = 64
 )
 

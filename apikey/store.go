@@ -9,8 +9,10 @@ import (
 // embedded default) and postgres (several replicas on one database). Both
 // pass the conformance suite in package storetest.
 //
-// All times a store returns are UTC with at most microsecond precision, so
-// that both backends round-trip them identically.
+// All times a store returns are UTC, truncated to microseconds, so that both
+// backends round-trip them identically. Nil or empty Scopes and Details come
+// back empty but non-nil. Details round-trip as JSON does: numbers come back
+// as float64 and times as RFC 3339 strings.
 type Store interface {
 	// Key returns the key with the given ID, or ENOTFOUND.
 	Key(ctx context.Context, id string) (*Key, error)
@@ -31,7 +33,8 @@ type Store interface {
 	// Update runs fn inside one write transaction and commits when fn returns
 	// nil. A nil return from Update means the change is durable. fn may be
 	// called again if the backend asks for a retry, so it must have no side
-	// effects outside tx.
+	// effects outside tx; it must not call Update itself (on SQLite that
+	// would wait forever for the single writer).
 	Update(ctx context.Context, fn func(tx Tx) error) error
 
 	// TouchKeys records when keys were last used. Updates only move
@@ -51,10 +54,14 @@ type Tx interface {
 	// transaction ends, so that concurrent changes to one key are serialised.
 	// ENOTFOUND if there is none.
 	KeyForUpdate(ctx context.Context, id string) (*Key, error)
-	// InsertKey stores a new key with Version 1. ECONFLICT if its ID or hash
-	// exists already.
+	// InsertKey stores a new key and sets k.Version to 1. ECONFLICT if its ID
+	// or hash exists already.
 	InsertKey(ctx context.Context, k *Key) error
-	// UpdateKey writes every mutable field of k and increments k.Version.
+	// UpdateKey writes every mutable field of k — name, scopes, expires_at,
+	// updated_at, revoked_at, replaced_by_key_id, grace_expires_at,
+	// replaces_key_id, the rotation settings and the sealed webhook secret —
+	// and increments k.Version. ID, project, environment, prefix, hash,
+	// created_at and last_used_at never change.
 	// ENOTFOUND if the key does not exist; ECONFLICT if its stored version is
 	// not k.Version (the key changed since it was read).
 	UpdateKey(ctx context.Context, k *Key) error
@@ -71,22 +78,22 @@ type Cursor struct {
 
 // KeyFilter selects keys for Store.Keys.
 type KeyFilter struct {
-	ProjectID     string // required
-	EnvironmentID string // empty for every environment
-	Status        Status // empty for every status; decided at Now
-	Now           time.Time
+	ProjectID     string    // required
+	EnvironmentID string    // empty for every environment
+	Status        Status    // empty for every status; decided at Now
+	Now           time.Time // required when Status is set
 	After         *Cursor
-	Limit         int
+	Limit         int // > 0; callers cap it
 }
 
 // ExpiringFilter selects keys for Store.ExpiringKeys.
 type ExpiringFilter struct {
 	ProjectID     string // required
 	EnvironmentID string
-	Now           time.Time
+	Now           time.Time // required
 	Before        time.Time // inclusive upper bound of expires_at
 	After         *Cursor
-	Limit         int
+	Limit         int // > 0; callers cap it
 }
 
 // AuditFilter selects events for Store.AuditEvents.
