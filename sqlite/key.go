@@ -1,0 +1,237 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/apikeyd/apikeyd/apikey"
+)
+
+// keyColumns are the columns scanKey reads, in its order.
+const keyColumns = `id, project_id, COALESCE(environment_id, ''), name, key_prefix, key_hash, scopes,
+	expires_at, last_used_at, created_at, updated_at, revoked_at,
+	COALESCE(replaced_by_key_id, ''), grace_expires_at, COALESCE(replaces_key_id, ''),
+	COALESCE(rotation_interval_days, 0), next_rotation_at, COALESCE(rotation_webhook_url, ''),
+	webhook_secret_sealed, version`
+
+// selectKey starts a query for keys.
+const selectKey = "SELECT " + keyColumns + " FROM keys "
+
+// statusSQL is a key's status at the instant bound to its two parameters,
+// decided in the same order as apikey.Key.Status. NULL comparisons are
+// false, so an unset expires_at never expires and an unset grace_expires_at
+// is already over.
+const statusSQL = `CASE
+	WHEN revoked_at IS NOT NULL THEN 'revoked'
+	WHEN expires_at <= ? THEN 'expired'
+	WHEN replaced_by_key_id IS NULL THEN 'active'
+	WHEN grace_expires_at > ? THEN 'rotating'
+	ELSE 'rotated' END`
+
+// scanPage is how many keys ScanKeys reads at a time.
+const scanPage = 1000
+
+func scanKey(row scanner) (*apikey.Key, error) {
+	var k apikey.Key
+	var hash []byte
+	var scopes string
+	err := row.Scan(&k.ID, &k.ProjectID, &k.EnvironmentID, &k.Name, &k.KeyPrefix, &hash, &scopes,
+		(*micros)(&k.ExpiresAt), (*micros)(&k.LastUsedAt), (*micros)(&k.CreatedAt), (*micros)(&k.UpdatedAt), (*micros)(&k.RevokedAt),
+		&k.ReplacedByKeyID, (*micros)(&k.GraceExpiresAt), &k.ReplacesKeyID,
+		&k.RotationIntervalDays, (*micros)(&k.NextRotationAt), &k.RotationWebhookURL,
+		&k.WebhookSecretSealed, &k.Version)
+	if err != nil {
+		return nil, err
+	}
+	if len(hash) != len(k.Hash) {
+		return nil, fmt.Errorf("key %s: hash of %d bytes", k.ID, len(hash))
+	}
+	copy(k.Hash[:], hash)
+	if err := json.Unmarshal([]byte(scopes), &k.Scopes); err != nil {
+		return nil, fmt.Errorf("key %s: decode scopes: %w", k.ID, err)
+	}
+	return &k, nil
+}
+
+// scopesJSON encodes scopes as a JSON array, never null.
+func scopesJSON(scopes []string) (string, error) {
+	if scopes == nil {
+		scopes = []string{}
+	}
+	b, err := json.Marshal(scopes)
+	return string(b), err
+}
+
+// oneKey scans the key of row.
+func oneKey(op string, row *sql.Row) (*apikey.Key, error) {
+	k, err := scanKey(row)
+	if err != nil {
+		return nil, dbError(op, err)
+	}
+	return k, nil
+}
+
+// Key returns the key with the given ID, or ENOTFOUND.
+func (s *Store) Key(ctx context.Context, id string) (*apikey.Key, error) {
+	return oneKey("get key", s.keyByID.QueryRowContext(ctx, id))
+}
+
+// KeyByHash returns the key stored under h, or ENOTFOUND.
+func (s *Store) KeyByHash(ctx context.Context, h apikey.Hash) (*apikey.Key, error) {
+	return oneKey("get key by hash", s.keyByHash.QueryRowContext(ctx, h[:]))
+}
+
+// Keys lists a project's keys newest first.
+func (s *Store) Keys(ctx context.Context, f apikey.KeyFilter) ([]*apikey.Key, error) {
+	var c conds
+	c.and("project_id = ?", f.ProjectID)
+	if f.EnvironmentID != "" {
+		c.and("environment_id = ?", f.EnvironmentID)
+	}
+	if f.Status != "" {
+		now := f.Now.UnixMicro()
+		c.and(statusSQL+" = ?", now, now, string(f.Status))
+	}
+	if f.After != nil {
+		c.and("(created_at, id) < (?, ?)", f.After.Time.UnixMicro(), f.After.ID)
+	}
+	keys, err := queryAll(ctx, s.read, scanKey, selectKey+"WHERE "+c.String()+
+		" ORDER BY created_at DESC, id DESC LIMIT ?", append(c.args, limit(f.Limit))...)
+	if err != nil {
+		return nil, dbError("list keys", err)
+	}
+	return keys, nil
+}
+
+// ExpiringKeys lists the keys of a project that are usable at f.Now and
+// expire no later than f.Before, soonest first.
+func (s *Store) ExpiringKeys(ctx context.Context, f apikey.ExpiringFilter) ([]*apikey.Key, error) {
+	now := f.Now.UnixMicro()
+	var c conds
+	c.and("project_id = ?", f.ProjectID)
+	if f.EnvironmentID != "" {
+		c.and("environment_id = ?", f.EnvironmentID)
+	}
+	c.and("expires_at > ? AND expires_at <= ?", now, f.Before.UnixMicro())
+	c.and("revoked_at IS NULL AND (replaced_by_key_id IS NULL OR grace_expires_at > ?)", now)
+	if f.After != nil {
+		c.and("(expires_at, id) > (?, ?)", f.After.Time.UnixMicro(), f.After.ID)
+	}
+	keys, err := queryAll(ctx, s.read, scanKey, selectKey+"WHERE "+c.String()+
+		" ORDER BY expires_at, id LIMIT ?", append(c.args, limit(f.Limit))...)
+	if err != nil {
+		return nil, dbError("list expiring keys", err)
+	}
+	return keys, nil
+}
+
+// ScanKeys calls fn for every key in ID order, reading scanPage keys at a
+// time. A page is read before fn sees its keys, so fn may use the store.
+func (s *Store) ScanKeys(ctx context.Context, fn func(k *apikey.Key) error) error {
+	after := ""
+	for {
+		keys, err := queryAll(ctx, s.read, scanKey, selectKey+"WHERE id > ? ORDER BY id LIMIT ?", after, scanPage)
+		if err != nil {
+			return dbError("scan keys", err)
+		}
+		for _, k := range keys {
+			if err := fn(k); err != nil {
+				return err
+			}
+		}
+		if len(keys) < scanPage {
+			return nil
+		}
+		after = keys[len(keys)-1].ID
+	}
+}
+
+// TouchKeys records the uses in one transaction, moving last_used_at only
+// forward.
+func (s *Store) TouchKeys(ctx context.Context, uses []apikey.KeyUse) error {
+	if len(uses) == 0 {
+		return nil
+	}
+	return inTx(ctx, s.write, func(t *sql.Tx) error {
+		stmt, err := t.PrepareContext(ctx, "UPDATE keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)")
+		if err != nil {
+			return dbError("touch keys", err)
+		}
+		defer stmt.Close()
+		for _, u := range uses {
+			at := u.At.UnixMicro()
+			if _, err := stmt.ExecContext(ctx, at, u.KeyID, at); err != nil {
+				return dbError("touch keys", err)
+			}
+		}
+		return nil
+	})
+}
+
+// KeyForUpdate returns the key with the given ID. The transaction holds
+// SQLite's write lock from its start, so the key is locked already.
+func (t *tx) KeyForUpdate(ctx context.Context, id string) (*apikey.Key, error) {
+	return oneKey("get key for update", t.tx.QueryRowContext(ctx, selectKey+"WHERE id = ?", id))
+}
+
+// InsertKey stores k with Version 1 and sets k.Version to match.
+func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
+	scopes, err := scopesJSON(k.Scopes)
+	if err != nil {
+		return fmt.Errorf("insert key: encode scopes: %w", err)
+	}
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO keys (
+		id, project_id, environment_id, name, key_prefix, key_hash, scopes,
+		expires_at, last_used_at, created_at, updated_at, revoked_at,
+		replaced_by_key_id, grace_expires_at, replaces_key_id,
+		rotation_interval_days, next_rotation_at, rotation_webhook_url,
+		webhook_secret_sealed, version
+	) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
+		k.ID, k.ProjectID, orNull(k.EnvironmentID), k.Name, k.KeyPrefix, k.Hash[:], scopes,
+		micros(k.ExpiresAt), micros(k.LastUsedAt), micros(k.CreatedAt), micros(k.UpdatedAt), micros(k.RevokedAt),
+		orNull(k.ReplacedByKeyID), micros(k.GraceExpiresAt), orNull(k.ReplacesKeyID),
+		orNull(k.RotationIntervalDays), micros(k.NextRotationAt), orNull(k.RotationWebhookURL),
+		k.WebhookSecretSealed)
+	if err != nil {
+		return dbError("insert key", err)
+	}
+	k.Version = 1
+	return nil
+}
+
+// UpdateKey writes the mutable fields of k if its stored version is still
+// k.Version, and sets k.Version to the new one.
+func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
+	scopes, err := scopesJSON(k.Scopes)
+	if err != nil {
+		return fmt.Errorf("update key: encode scopes: %w", err)
+	}
+	err = t.tx.QueryRowContext(ctx, `UPDATE keys SET
+		name = ?, scopes = ?, expires_at = ?, revoked_at = ?,
+		replaced_by_key_id = ?, grace_expires_at = ?, replaces_key_id = ?,
+		rotation_interval_days = ?, next_rotation_at = ?, rotation_webhook_url = ?,
+		webhook_secret_sealed = ?, updated_at = ?, version = version + 1
+		WHERE id = ? AND version = ? RETURNING version`,
+		k.Name, scopes, micros(k.ExpiresAt), micros(k.RevokedAt),
+		orNull(k.ReplacedByKeyID), micros(k.GraceExpiresAt), orNull(k.ReplacesKeyID),
+		orNull(k.RotationIntervalDays), micros(k.NextRotationAt), orNull(k.RotationWebhookURL),
+		k.WebhookSecretSealed, micros(k.UpdatedAt),
+		k.ID, k.Version).Scan(&k.Version)
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return dbError("update key", err)
+	}
+	var exists bool
+	if err := t.tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM keys WHERE id = ?)", k.ID).Scan(&exists); err != nil {
+		return dbError("update key", err)
+	}
+	if !exists {
+		return fmt.Errorf("update key: %w", apikey.ErrNotFound)
+	}
+	return &apikey.Error{Code: apikey.ECONFLICT, Message: "the key has changed since it was read"}
+}
