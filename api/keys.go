@@ -1,0 +1,214 @@
+package api
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/apikeyd/apikeyd/apikey"
+	"github.com/apikeyd/apikeyd/service"
+)
+
+const identifierPattern = `^[A-Za-z0-9_.:-]+$`
+
+type keyIDPath struct {
+	KeyID string `path:"keyID" maxLength:"64" doc:"Key ID."`
+}
+
+type listKeysInput struct {
+	ProjectID     string `query:"project_id" required:"true" minLength:"1" maxLength:"128" doc:"Project whose keys to list."`
+	EnvironmentID string `query:"environment_id" maxLength:"128" doc:"Only keys of this environment."`
+	Status        string `query:"status" enum:"active,rotating,rotated,expired,revoked" doc:"Only keys in this state."`
+	Limit         int    `query:"limit" minimum:"1" maximum:"1000" default:"100" doc:"Page size."`
+	Cursor        string `query:"cursor" maxLength:"256" doc:"Where to continue; taken from the Link header of the previous page."`
+}
+
+type listKeysOutput struct {
+	Link string `header:"Link" doc:"<…>; rel=\"next\" when there are more keys."`
+	Body []KeyObject
+}
+
+func (a *API) listKeys(ctx context.Context, in *listKeysInput) (*listKeysOutput, error) {
+	after, err := decodeCursor(in.Cursor)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	keys, next, err := a.svc.List(ctx, principal(ctx), service.ListInput{
+		ProjectID: in.ProjectID, EnvironmentID: in.EnvironmentID, Status: apikey.Status(in.Status),
+		Limit: in.Limit, After: after,
+	})
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	now := a.now()
+	out := &listKeysOutput{Body: make([]KeyObject, len(keys))}
+	for i, k := range keys {
+		out.Body[i] = keyObject(k, now)
+	}
+	out.Link = nextLink("/v1/api-keys", query("project_id", in.ProjectID, "environment_id", in.EnvironmentID,
+		"status", in.Status, "limit", strconv.Itoa(in.Limit)), next)
+	return out, nil
+}
+
+type createKeyInput struct {
+	Body struct {
+		ProjectID            string     `json:"project_id" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Project the key belongs to."`
+		Name                 string     `json:"name" minLength:"1" maxLength:"255" doc:"Human-readable name."`
+		Scopes               []string   `json:"scopes,omitempty" nullable:"true" maxItems:"64" doc:"What the key may do, in your own vocabulary; a trailing :* or a lone * is a wildcard. Default: none."`
+		ExpiresInDays        *int       `json:"expires_in_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Lifetime in days. Not with expires_at."`
+		ExpiresAt            *time.Time `json:"expires_at,omitempty" nullable:"true" doc:"Expiry instant, in the future. Not with expires_in_days."`
+		EnvironmentID        *string    `json:"environment_id,omitempty" nullable:"true" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Bind the key to one environment."`
+		RotationIntervalDays *int       `json:"rotation_interval_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Rotate automatically every this many days; needs rotation_webhook_url."`
+		RotationWebhookURL   *string    `json:"rotation_webhook_url,omitempty" nullable:"true" maxLength:"2048" doc:"https URL on a public host that receives rotated keys, signed."`
+	}
+}
+
+type createKeyOutput struct {
+	Location string `header:"Location"`
+	Body     CreatedKeyObject
+}
+
+func (a *API) createKey(ctx context.Context, in *createKeyInput) (*createKeyOutput, error) {
+	b := in.Body
+	created, err := a.svc.Create(ctx, principal(ctx), service.CreateInput{
+		ProjectID: b.ProjectID, Name: b.Name, Scopes: b.Scopes, ExpiresInDays: b.ExpiresInDays,
+		ExpiresAt: b.ExpiresAt, EnvironmentID: b.EnvironmentID,
+		RotationIntervalDays: b.RotationIntervalDays, RotationWebhookURL: b.RotationWebhookURL,
+	})
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return &createKeyOutput{
+		Location: "/v1/api-keys/" + created.Key.ID,
+		Body: CreatedKeyObject{
+			KeyObject:             keyObject(created.Key, a.now()),
+			Key:                   created.Plaintext,
+			RotationWebhookSecret: created.WebhookSecret,
+		},
+	}, nil
+}
+
+type keyOutput struct {
+	Body KeyObject
+}
+
+func (a *API) getKey(ctx context.Context, in *keyIDPath) (*keyOutput, error) {
+	k, err := a.svc.Get(ctx, principal(ctx), in.KeyID)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return &keyOutput{Body: keyObject(k, a.now())}, nil
+}
+
+type patchKeyInput struct {
+	KeyID string `path:"keyID" maxLength:"64" doc:"Key ID."`
+	Body struct {
+		Name                 Optional[string]    `json:"name,omitempty" minLength:"1" maxLength:"255"`
+		Scopes               Optional[[]string]  `json:"scopes,omitempty" maxItems:"64"`
+		ExpiresAt            Optional[time.Time] `json:"expires_at,omitempty" doc:"New expiry; null removes it."`
+		RotationIntervalDays Optional[int]       `json:"rotation_interval_days,omitempty" minimum:"1" maximum:"36500" doc:"null disables scheduled rotation."`
+		RotationWebhookURL   Optional[string]    `json:"rotation_webhook_url,omitempty" maxLength:"2048" doc:"null removes it (only without rotation_interval_days)."`
+		NextRotationAt       *time.Time          `json:"next_rotation_at,omitempty" doc:"Move the next scheduled rotation, e.g. to now."`
+	}
+}
+
+type patchKeyOutput struct {
+	Body PatchedKeyObject
+}
+
+func (a *API) patchKey(ctx context.Context, in *patchKeyInput) (*patchKeyOutput, error) {
+	b := in.Body
+	var nulls []apikey.FieldError
+	if b.Name.Null {
+		nulls = append(nulls, apikey.FieldError{Field: "name", Message: "must not be null"})
+	}
+	if b.Scopes.Null {
+		nulls = append(nulls, apikey.FieldError{Field: "scopes", Message: "must not be null"})
+	}
+	if nulls != nil {
+		return nil, a.fail(ctx, apikey.Invalid("the request is invalid", nulls...))
+	}
+	patched, err := a.svc.Patch(ctx, principal(ctx), in.KeyID, service.PatchInput{
+		Name: b.Name.ptr(), Scopes: b.Scopes.ptr(), ExpiresAt: b.ExpiresAt.nullable(),
+		RotationIntervalDays: b.RotationIntervalDays.nullable(), RotationWebhookURL: b.RotationWebhookURL.nullable(),
+		NextRotationAt: b.NextRotationAt,
+	})
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return &patchKeyOutput{Body: PatchedKeyObject{
+		KeyObject:             keyObject(patched.Key, a.now()),
+		RotationWebhookSecret: patched.WebhookSecret,
+	}}, nil
+}
+
+func (a *API) revokeKey(ctx context.Context, in *keyIDPath) (*struct{}, error) {
+	if err := a.svc.Revoke(ctx, principal(ctx), in.KeyID); err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return nil, nil
+}
+
+type rotateKeyInput struct {
+	KeyID string `path:"keyID" maxLength:"64" doc:"Key ID."`
+	Body *struct {
+		GracePeriodMinutes *int `json:"grace_period_minutes,omitempty" minimum:"0" maximum:"10080" doc:"How long the old key keeps working; default 60, 0 = stop now."`
+	} `required:"false"`
+}
+
+type rotateKeyOutput struct {
+	Body RotateObject
+}
+
+func (a *API) rotateKey(ctx context.Context, in *rotateKeyInput) (*rotateKeyOutput, error) {
+	grace := apikey.DefaultGraceMinutes
+	if in.Body != nil && in.Body.GracePeriodMinutes != nil {
+		grace = *in.Body.GracePeriodMinutes
+	}
+	r, err := a.svc.Rotate(ctx, principal(ctx), in.KeyID, grace)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return &rotateKeyOutput{Body: RotateObject{
+		OldKeyID:       r.Old.ID,
+		NewKeyID:       r.New.ID,
+		ProjectID:      r.New.ProjectID,
+		Name:           r.New.Name,
+		Key:            r.Plaintext,
+		KeyPrefix:      r.New.KeyPrefix,
+		Scopes:         r.New.Scopes,
+		ExpiresAt:      optTime(r.New.ExpiresAt),
+		CreatedAt:      r.New.CreatedAt,
+		GraceExpiresAt: optTime(r.Old.GraceExpiresAt),
+	}}, nil
+}
+
+type expiringInput struct {
+	ProjectID     string `query:"project_id" required:"true" minLength:"1" maxLength:"128"`
+	EnvironmentID string `query:"environment_id" maxLength:"128"`
+	WithinDays    int    `query:"within_days" minimum:"1" maximum:"36500" default:"30" doc:"Window in days from now."`
+	Limit         int    `query:"limit" minimum:"1" maximum:"1000" default:"100"`
+	Cursor        string `query:"cursor" maxLength:"256"`
+}
+
+func (a *API) listExpiring(ctx context.Context, in *expiringInput) (*listKeysOutput, error) {
+	after, err := decodeCursor(in.Cursor)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	keys, next, err := a.svc.Expiring(ctx, principal(ctx), service.ExpiringInput{
+		ProjectID: in.ProjectID, EnvironmentID: in.EnvironmentID, WithinDays: in.WithinDays,
+		Limit: in.Limit, After: after,
+	})
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	now := a.now()
+	out := &listKeysOutput{Body: make([]KeyObject, len(keys))}
+	for i, k := range keys {
+		out.Body[i] = keyObject(k, now)
+	}
+	out.Link = nextLink("/v1/api-keys/expiring", query("project_id", in.ProjectID, "environment_id", in.EnvironmentID,
+		"within_days", strconv.Itoa(in.WithinDays), "limit", strconv.Itoa(in.Limit)), next)
+	return out, nil
+}

@@ -1,0 +1,177 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/apikeyd/apikeyd/apikey"
+	"github.com/apikeyd/apikeyd/service"
+)
+
+// KeyObject is a key as the API shows it: the 15 fields of the seed
+// reference, null when unset, plus its status.
+type KeyObject struct {
+	ID                   string     `json:"id" doc:"Opaque, sortable key ID." example:"key_01jd3m5x8q7w9e2r4t6y8u0i1o"`
+	ProjectID            string     `json:"project_id"`
+	Name                 string     `json:"name"`
+	KeyPrefix            string     `json:"key_prefix" doc:"The first 12 characters of the key: enough to recognise it, never enough to use it."`
+	Scopes               []string   `json:"scopes"`
+	ExpiresAt            *time.Time `json:"expires_at"`
+	LastUsedAt           *time.Time `json:"last_used_at"`
+	CreatedAt            time.Time  `json:"created_at"`
+	RevokedAt            *time.Time `json:"revoked_at"`
+	ReplacedByKeyID      *string    `json:"replaced_by_key_id"`
+	GraceExpiresAt       *time.Time `json:"grace_expires_at"`
+	EnvironmentID        *string    `json:"environment_id"`
+	RotationIntervalDays *int       `json:"rotation_interval_days"`
+	NextRotationAt       *time.Time `json:"next_rotation_at"`
+	RotationWebhookURL   *string    `json:"rotation_webhook_url"`
+	Status               string     `json:"status" enum:"active,rotating,rotated,expired,revoked" doc:"active; rotating (replaced, in grace); rotated (grace over); expired; revoked."`
+}
+
+// CreatedKeyObject is the answer to a create: the key object, the plaintext
+// key and, for a key with a webhook URL, the webhook signing secret. Both
+// secrets are shown this once.
+type CreatedKeyObject struct {
+	KeyObject
+	Key                   string `json:"key" doc:"The API key. Shown once; store it now."`
+	RotationWebhookSecret string `json:"rotation_webhook_secret,omitempty" doc:"Secret (whsec_…) that signs rotation webhooks. Shown once."`
+}
+
+// PatchedKeyObject is the answer to a patch; it carries the webhook secret
+// when the patch gave the key its first webhook URL.
+type PatchedKeyObject struct {
+	KeyObject
+	RotationWebhookSecret string `json:"rotation_webhook_secret,omitempty" doc:"Set when this change created the key's webhook secret. Shown once."`
+}
+
+// RotateObject is the answer to a rotation.
+type RotateObject struct {
+	OldKeyID       string     `json:"old_key_id"`
+	NewKeyID       string     `json:"new_key_id"`
+	ProjectID      string     `json:"project_id"`
+	Name           string     `json:"name"`
+	Key            string     `json:"key" doc:"The new API key. Shown once."`
+	KeyPrefix      string     `json:"key_prefix"`
+	Scopes         []string   `json:"scopes"`
+	ExpiresAt      *time.Time `json:"expires_at"`
+	CreatedAt      time.Time  `json:"created_at"`
+	GraceExpiresAt *time.Time `json:"grace_expires_at" doc:"When the old key stops working."`
+}
+
+// AuditEventObject is one entry of the audit log.
+type AuditEventObject struct {
+	ID            string         `json:"id"`
+	ProjectID     string         `json:"project_id"`
+	EnvironmentID *string        `json:"environment_id"`
+	KeyID         string         `json:"key_id"`
+	Action        string         `json:"action" example:"api_key.rotated"`
+	Actor         ActorObject    `json:"actor"`
+	Details       map[string]any `json:"details"`
+	CreatedAt     time.Time      `json:"created_at"`
+}
+
+// ActorObject says who caused an audit event.
+type ActorObject struct {
+	Type  string  `json:"type" enum:"admin,api_key,system"`
+	KeyID *string `json:"key_id"`
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func keyObject(k *apikey.Key, now time.Time) KeyObject {
+	o := KeyObject{
+		ID:                 k.ID,
+		ProjectID:          k.ProjectID,
+		Name:               k.Name,
+		KeyPrefix:          k.KeyPrefix,
+		Scopes:             k.Scopes,
+		ExpiresAt:          optTime(k.ExpiresAt),
+		LastUsedAt:         optTime(k.LastUsedAt),
+		CreatedAt:          k.CreatedAt,
+		RevokedAt:          optTime(k.RevokedAt),
+		ReplacedByKeyID:    optString(k.ReplacedByKeyID),
+		GraceExpiresAt:     optTime(k.GraceExpiresAt),
+		EnvironmentID:      optString(k.EnvironmentID),
+		NextRotationAt:     optTime(k.NextRotationAt),
+		RotationWebhookURL: optString(k.RotationWebhookURL),
+		Status:             string(k.Status(now)),
+	}
+	if o.Scopes == nil {
+		o.Scopes = []string{}
+	}
+	if k.RotationIntervalDays > 0 {
+		d := k.RotationIntervalDays
+		o.RotationIntervalDays = &d
+	}
+	return o
+}
+
+func auditEventObject(e *apikey.AuditEvent) AuditEventObject {
+	d := e.Details
+	if d == nil {
+		d = map[string]any{}
+	}
+	return AuditEventObject{
+		ID:            e.ID,
+		ProjectID:     e.ProjectID,
+		EnvironmentID: optString(e.EnvironmentID),
+		KeyID:         e.KeyID,
+		Action:        e.Action,
+		Actor:         ActorObject{Type: e.Actor.Type, KeyID: optString(e.Actor.KeyID)},
+		Details:       d,
+		CreatedAt:     e.CreatedAt,
+	}
+}
+
+// Optional is a PATCH field that distinguishes absent, null and a value.
+type Optional[T any] struct {
+	Set   bool
+	Null  bool
+	Value T
+}
+
+// UnmarshalJSON is called only for fields present in the body.
+func (o *Optional[T]) UnmarshalJSON(b []byte) error {
+	o.Set = true
+	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+		o.Null = true
+		return nil
+	}
+	return json.Unmarshal(b, &o.Value)
+}
+
+// Schema describes the field as its value type, nullable.
+func (o Optional[T]) Schema(r huma.Registry) *huma.Schema {
+	s := *r.Schema(reflect.TypeFor[T](), true, "")
+	s.Nullable = true
+	return &s
+}
+
+// ptr returns the value, or nil when the field was absent or null.
+func (o Optional[T]) ptr() *T {
+	if !o.Set || o.Null {
+		return nil
+	}
+	return &o.Value
+}
+
+func (o Optional[T]) nullable() service.Nullable[T] {
+	return service.Nullable[T]{Set: o.Set, Valid: o.Set && !o.Null, Value: o.Value}
+}

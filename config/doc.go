@@ -1,0 +1,26 @@
+package config
+
+import (
+	"strings"
+)
+
+// MarkdownTable renders Settings as the configuration table of the docs.
+func MarkdownTable() string {
+	var b strings.Builder
+	b.WriteString("| variable | flag | default | meaning |\n|---|---|---|---|\n")
+	for _, s := range Settings {
+		def := "`" + s.Default + "`"
+		switch {
+		case s.File != "":
+			def = "generated (SQLite)"
+		case s.Default == "":
+			def = "empty"
+		}
+		env := "`" + s.Env + "`"
+		if s.File != "" {
+			env += " (or `" + s.File + "`)"
+		}
+		b.WriteString("| " + env + " | `--" + s.Flag + "` | " + def + " | " + strings.ReplaceAll(s.Usage, "|", `\|`) + " |\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,9 @@
+// Package service carries out what apikeyd's API offers — authenticate,
+// create, list, get, patch, revoke, rotate, verify — on top of a store, an
+// index that answers verifications, and a buffer of last uses. It decides
+// who may do what (with the policy of package apikey) and writes every change
+// together with its audit event in one transaction.
+//
+// It knows nothing of HTTP: the api package translates requests into calls
+// here and apikey errors into problem responses.
+package service

@@ -1,0 +1,327 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/apikeyd/apikeyd/apikey"
+	"github.com/apikeyd/apikeyd/webhook"
+)
+
+// webhookSecretContext binds sealed webhook secrets to their purpose.
+const webhookSecretContext = "apikeyd/webhook-secret/v1"
+
+const day = 24 * time.Hour
+
+// Created is a new key and the secrets shown to its creator this once.
+type Created struct {
+	Key           *apikey.Key
+	Plaintext     string
+	WebhookSecret string // empty unless the key has a webhook URL
+}
+
+// Create issues a key. The caller must hold api-keys:write in the key's
+// project (and environment), and every scope it grants.
+func (s *Service) Create(ctx context.Context, p apikey.Principal, in CreateInput) (*Created, error) {
+	if !p.Allows(apikey.ScopeWrite) {
+		return nil, errNoWrite
+	}
+	now := s.now()
+	var bad problems
+	bad.identifier("project_id", in.ProjectID)
+	bad.name("name", in.Name)
+	scopes, serr := apikey.ValidateScopes("scopes", in.Scopes)
+	bad.fromError(serr)
+	var expires time.Time
+	switch {
+	case in.ExpiresInDays != nil && in.ExpiresAt != nil:
+		bad.add("expires_at", "give expires_in_days or expires_at, not both")
+	case in.ExpiresInDays != nil:
+		bad.days("expires_in_days", *in.ExpiresInDays, apikey.MaxExpiresInDays)
+		expires = now.Add(time.Duration(*in.ExpiresInDays) * day)
+	case in.ExpiresAt != nil:
+		expires = in.ExpiresAt.UTC().Truncate(time.Microsecond)
+		bad.future("expires_at", expires, now)
+	}
+	env := p.EnvironmentID
+	if in.EnvironmentID != nil {
+		bad.identifier("environment_id", *in.EnvironmentID)
+		env = *in.EnvironmentID
+	}
+	interval := 0
+	if in.RotationIntervalDays != nil {
+		interval = *in.RotationIntervalDays
+		bad.days("rotation_interval_days", interval, apikey.MaxRotationDays)
+		if in.RotationWebhookURL == nil {
+			bad.add("rotation_webhook_url", "is required with rotation_interval_days")
+		}
+	}
+	if in.RotationWebhookURL != nil {
+		s.checkWebhookURL(ctx, &bad, *in.RotationWebhookURL)
+	}
+	if err := bad.err(); err != nil {
+		return nil, err
+	}
+	if !p.InProject(in.ProjectID, env) {
+		return nil, errProject
+	}
+	if !p.Covers(scopes) {
+		return nil, errEscalate
+	}
+
+	secret, err := apikey.GenerateKey(s.prefix)
+	if err != nil {
+		return nil, apikey.Internal(err)
+	}
+	id, err := apikey.NewID(apikey.IDKindKey)
+	if err != nil {
+		return nil, apikey.Internal(err)
+	}
+	k := &apikey.Key{
+		ID:                   id,
+		ProjectID:            in.ProjectID,
+		EnvironmentID:        env,
+		Name:                 in.Name,
+		KeyPrefix:            secret.Prefix,
+		Hash:                 secret.Hash,
+		Scopes:               scopes,
+		ExpiresAt:            expires,
+		CreatedAt:            now,
+		UpdatedAt:            now,
+		RotationIntervalDays: interval,
+	}
+	if interval > 0 {
+		k.NextRotationAt = now.Add(time.Duration(interval) * day)
+	}
+	out := &Created{Key: k, Plaintext: secret.Plaintext}
+	if in.RotationWebhookURL != nil {
+		k.RotationWebhookURL = *in.RotationWebhookURL
+		if out.WebhookSecret, k.WebhookSecretSealed, err = s.newWebhookSecret(); err != nil {
+			return nil, err
+		}
+	}
+	ev, err := s.event(p.Actor(), k, apikey.ActionCreated, now, createdDetails(k))
+	if err != nil {
+		return nil, err
+	}
+	err = s.update(ctx, func(tx apikey.Tx, changed func(*apikey.Key)) error {
+		if err := tx.InsertKey(ctx, k); err != nil {
+			return err
+		}
+		changed(k)
+		return tx.InsertAuditEvent(ctx, ev)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Service) checkWebhookURL(ctx context.Context, bad *problems, raw string) {
+	if err := s.webhooks.CheckURL(ctx, raw); err != nil {
+		bad.add("rotation_webhook_url", err.Error())
+	}
+}
+
+func (s *Service) newWebhookSecret() (plain string, sealed []byte, err error) {
+	plain, err = webhook.NewSecret()
+	if err != nil {
+		return "", nil, apikey.Internal(err)
+	}
+	sealed, err = s.box.Seal([]byte(plain), webhookSecretContext)
+	if err != nil {
+		return "", nil, apikey.Internal(err)
+	}
+	return plain, sealed, nil
+}
+
+// WebhookSecret opens a key's sealed webhook secret, for signing deliveries.
+func (s *Service) WebhookSecret(k *apikey.Key) (string, error) {
+	plain, err := s.box.Open(k.WebhookSecretSealed, webhookSecretContext)
+	if err != nil {
+		return "", fmt.Errorf("open webhook secret of %s: %w", k.ID, err)
+	}
+	return string(plain), nil
+}
+
+func createdDetails(k *apikey.Key) map[string]any {
+	d := map[string]any{"name": k.Name, "scopes": k.Scopes, "key_prefix": k.KeyPrefix}
+	if k.EnvironmentID != "" {
+		d["environment_id"] = k.EnvironmentID
+	}
+	if !k.ExpiresAt.IsZero() {
+		d["expires_at"] = k.ExpiresAt
+	}
+	if k.RotationIntervalDays > 0 {
+		d["rotation_interval_days"] = k.RotationIntervalDays
+	}
+	if k.RotationWebhookURL != "" {
+		d["rotation_webhook_url"] = k.RotationWebhookURL
+	}
+	return d
+}
+
+// event builds an audit event about k.
+func (s *Service) event(actor apikey.Actor, k *apikey.Key, action string, now time.Time, details map[string]any) (*apikey.AuditEvent, error) {
+	id, err := apikey.NewID(apikey.IDKindEvent)
+	if err != nil {
+		return nil, apikey.Internal(err)
+	}
+	return &apikey.AuditEvent{
+		ID:            id,
+		ProjectID:     k.ProjectID,
+		EnvironmentID: k.EnvironmentID,
+		KeyID:         k.ID,
+		Action:        action,
+		Actor:         actor,
+		Details:       details,
+		CreatedAt:     now,
+	}, nil
+}
+
+// Get returns one key the caller may see.
+func (s *Service) Get(ctx context.Context, p apikey.Principal, id string) (*apikey.Key, error) {
+	if !p.Allows(apikey.ScopeRead) {
+		return nil, errNoRead
+	}
+	k, err := s.visibleKey(ctx, p, id, s.store.Key)
+	if err != nil {
+		return nil, err
+	}
+	s.usage.Overlay(k)
+	return k, nil
+}
+
+// ListInput selects keys to list.
+type ListInput struct {
+	ProjectID     string
+	EnvironmentID string
+	Status        apikey.Status
+	Limit         int
+	After         *apikey.Cursor
+}
+
+// List returns one page of a project's keys, newest first, and the cursor of
+// the next page (nil on the last).
+func (s *Service) List(ctx context.Context, p apikey.Principal, in ListInput) ([]*apikey.Key, *apikey.Cursor, error) {
+	if !p.Allows(apikey.ScopeRead) {
+		return nil, nil, errNoRead
+	}
+	if !p.InProject(in.ProjectID, in.EnvironmentID) {
+		return nil, nil, errProject
+	}
+	env := in.EnvironmentID
+	if env == "" {
+		env = p.EnvironmentID
+	}
+	limit := pageLimit(in.Limit)
+	keys, err := s.store.Keys(ctx, apikey.KeyFilter{
+		ProjectID: in.ProjectID, EnvironmentID: env, Status: in.Status,
+		Now: s.now(), After: in.After, Limit: limit + 1,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, next := page(keys, limit, func(k *apikey.Key) apikey.Cursor { return apikey.Cursor{Time: k.CreatedAt, ID: k.ID} })
+	for _, k := range keys {
+		s.usage.Overlay(k)
+	}
+	return keys, next, nil
+}
+
+func pageLimit(n int) int {
+	if n <= 0 {
+		return apikey.DefaultListLimit
+	}
+	return min(n, apikey.MaxListLimit)
+}
+
+// page trims a result fetched with limit+1 rows and returns the cursor of the
+// next page when there is one.
+func page[T any](items []T, limit int, cursor func(T) apikey.Cursor) ([]T, *apikey.Cursor) {
+	if len(items) <= limit {
+		return items, nil
+	}
+	items = items[:limit]
+	c := cursor(items[limit-1])
+	return items, &c
+}
+
+// ExpiringInput selects keys that expire soon.
+type ExpiringInput struct {
+	ProjectID     string
+	EnvironmentID string
+	WithinDays    int
+	Limit         int
+	After         *apikey.Cursor
+}
+
+// Expiring lists usable keys that expire within the window, soonest first.
+func (s *Service) Expiring(ctx context.Context, p apikey.Principal, in ExpiringInput) ([]*apikey.Key, *apikey.Cursor, error) {
+	if !p.Allows(apikey.ScopeRead) {
+		return nil, nil, errNoRead
+	}
+	var bad problems
+	if in.WithinDays < 1 || in.WithinDays > apikey.MaxExpiringDays {
+		bad.add("within_days", "must be between 1 and 36500")
+	}
+	if err := bad.err(); err != nil {
+		return nil, nil, err
+	}
+	if !p.InProject(in.ProjectID, in.EnvironmentID) {
+		return nil, nil, errProject
+	}
+	env := in.EnvironmentID
+	if env == "" {
+		env = p.EnvironmentID
+	}
+	now := s.now()
+	limit := pageLimit(in.Limit)
+	keys, err := s.store.ExpiringKeys(ctx, apikey.ExpiringFilter{
+		ProjectID: in.ProjectID, EnvironmentID: env, Now: now,
+		Before: now.Add(time.Duration(in.WithinDays) * day), After: in.After, Limit: limit + 1,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, next := page(keys, limit, func(k *apikey.Key) apikey.Cursor { return apikey.Cursor{Time: k.ExpiresAt, ID: k.ID} })
+	for _, k := range keys {
+		s.usage.Overlay(k)
+	}
+	return keys, next, nil
+}
+
+// AuditInput selects audit events.
+type AuditInput struct {
+	ProjectID     string
+	EnvironmentID string
+	KeyID         string
+	Action        string
+	Limit         int
+	After         *apikey.Cursor
+}
+
+// AuditEvents lists a project's audit events, newest first.
+func (s *Service) AuditEvents(ctx context.Context, p apikey.Principal, in AuditInput) ([]*apikey.AuditEvent, *apikey.Cursor, error) {
+	if !p.Allows(apikey.ScopeRead) {
+		return nil, nil, errNoRead
+	}
+	if !p.InProject(in.ProjectID, in.EnvironmentID) {
+		return nil, nil, errProject
+	}
+	env := in.EnvironmentID
+	if env == "" {
+		env = p.EnvironmentID
+	}
+	limit := pageLimit(in.Limit)
+	evs, err := s.store.AuditEvents(ctx, apikey.AuditFilter{
+		ProjectID: in.ProjectID, EnvironmentID: env, KeyID: in.KeyID, Action: in.Action,
+		After: in.After, Limit: limit + 1,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	evs, next := page(evs, limit, func(e *apikey.AuditEvent) apikey.Cursor { return apikey.Cursor{Time: e.CreatedAt, ID: e.ID} })
+	return evs, next, nil
+}

@@ -1,0 +1,194 @@
+package service
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"time"
+
+	"github.com/apikeyd/apikeyd/apikey"
+	"github.com/apikeyd/apikeyd/lastused"
+	"github.com/apikeyd/apikeyd/seal"
+	"github.com/apikeyd/apikeyd/webhook"
+)
+
+// Index answers "which key has this hash?" for verifications and bearer
+// authentication. The store-backed index asks the store every time; the
+// in-memory one answers from RAM and is told of every committed change.
+type Index interface {
+	// Lookup returns the record of the key whose plaintext hashes to h.
+	// found is false when no key has that hash. The error is EUNAVAILABLE
+	// when the answer depends on a store that cannot be reached.
+	Lookup(ctx context.Context, h apikey.Hash) (rec apikey.Record, found bool, err error)
+	// Apply tells the index about a key whose change has been committed.
+	Apply(k *apikey.Key)
+}
+
+// StoreIndex is the Index that reads the store on every lookup.
+type StoreIndex struct{ Store apikey.Store }
+
+// Lookup implements Index.
+func (i StoreIndex) Lookup(ctx context.Context, h apikey.Hash) (apikey.Record, bool, error) {
+	k, err := i.Store.KeyByHash(ctx, h)
+	switch {
+	case apikey.ErrorCode(err) == apikey.ENOTFOUND:
+		return apikey.Record{}, false, nil
+	case err != nil:
+		return apikey.Record{}, false, err
+	}
+	return k.Record(), true, nil
+}
+
+// Apply implements Index; there is nothing to keep in step.
+func (StoreIndex) Apply(*apikey.Key) {}
+
+// Options configure a Service.
+type Options struct {
+	Store apikey.Store
+	// Index answers lookups by hash; nil means StoreIndex.
+	Index Index
+	// Usage buffers last-use times; nil means a buffer on Store that nobody
+	// flushes, which only tests want.
+	Usage *lastused.Buffer
+	// Box seals webhook secrets with the master key.
+	Box *seal.Box
+	// AdminToken is the token that acts for every project.
+	AdminToken string
+	// KeyPrefix starts every issued key.
+	KeyPrefix string
+	// Webhooks decides which rotation webhook URLs are allowed.
+	Webhooks webhook.Policy
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service implements apikeyd's operations.
+type Service struct {
+	store     apikey.Store
+	index     Index
+	usage     *lastused.Buffer
+	box       *seal.Box
+	adminHash apikey.Hash
+	prefix    string
+	webhooks  webhook.Policy
+	clock     func() time.Time
+}
+
+// New returns a Service. It fails if an option is missing or invalid.
+func New(o Options) (*Service, error) {
+	if o.Store == nil || o.Box == nil {
+		return nil, errors.New("service: store and box are required")
+	}
+	if len(o.AdminToken) == 0 {
+		return nil, errors.New("service: admin token is required")
+	}
+	if !apikey.ValidKeyPrefix(o.KeyPrefix) {
+		return nil, errors.New("service: invalid key prefix")
+	}
+	s := &Service{
+		store:     o.Store,
+		index:     o.Index,
+		usage:     o.Usage,
+		box:       o.Box,
+		adminHash: sha256.Sum256([]byte(o.AdminToken)),
+		prefix:    o.KeyPrefix,
+		webhooks:  o.Webhooks,
+		clock:     o.Now,
+	}
+	if s.index == nil {
+		s.index = StoreIndex{Store: o.Store}
+	}
+	if s.usage == nil {
+		s.usage = lastused.New(o.Store)
+	}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	return s, nil
+}
+
+// now returns the current time as stores keep it: UTC, microseconds.
+func (s *Service) now() time.Time { return s.clock().UTC().Truncate(time.Microsecond) }
+
+// Authenticate resolves a bearer token to the principal it acts for. Every
+// failure — empty, malformed, unknown, expired, revoked or past its grace —
+// is apikey.ErrUnauthenticated, so that the answer reveals nothing. Using a
+// key as a bearer records its last use.
+func (s *Service) Authenticate(ctx context.Context, token string) (apikey.Principal, error) {
+	if token == "" {
+		return apikey.Principal{}, apikey.ErrUnauthenticated
+	}
+	h := apikey.HashKey(token)
+	if subtle.ConstantTimeCompare(h[:], s.adminHash[:]) == 1 {
+		return apikey.AdminPrincipal, nil
+	}
+	if !apikey.ParseKey(token) {
+		return apikey.Principal{}, apikey.ErrUnauthenticated
+	}
+	rec, found, err := s.index.Lookup(ctx, h)
+	if err != nil {
+		return apikey.Principal{}, err
+	}
+	if !found {
+		return apikey.Principal{}, apikey.ErrUnauthenticated
+	}
+	now := s.clock()
+	s.usage.Record(rec.ID, now)
+	if !rec.Usable(now) {
+		return apikey.Principal{}, apikey.ErrUnauthenticated
+	}
+	return rec.Principal(), nil
+}
+
+// Ready reports whether the store answers.
+func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// update runs fn in a write transaction and, once it has committed, tells the
+// index about every key fn wrote.
+func (s *Service) update(ctx context.Context, fn func(tx apikey.Tx, changed func(*apikey.Key)) error) error {
+	var keys []*apikey.Key
+	err := s.store.Update(ctx, func(tx apikey.Tx) error {
+		keys = keys[:0]
+		return fn(tx, func(k *apikey.Key) { keys = append(keys, k) })
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		s.index.Apply(k)
+	}
+	return nil
+}
+
+func forbidden(msg string) error { return apikey.Errorf(apikey.EFORBIDDEN, "%s", msg) }
+
+var (
+	errNoRead   = forbidden("the api-keys:read scope is required")
+	errNoWrite  = forbidden("the api-keys:write scope is required")
+	errNoVerify = forbidden("the api-keys:verify scope is required")
+	errProject  = forbidden("this token cannot act in that project or environment")
+	errEscalate = forbidden("a key can only manage keys whose scopes it holds itself")
+)
+
+// keyNotFound is the answer for a key that does not exist or that the caller
+// may not see; the two are indistinguishable on purpose.
+var keyNotFound = &apikey.Error{Code: apikey.ENOTFOUND, Message: "api key not found"}
+
+// visibleKey loads a key for a caller, hiding keys outside its reach.
+func (s *Service) visibleKey(ctx context.Context, p apikey.Principal, id string, load func(context.Context, string) (*apikey.Key, error)) (*apikey.Key, error) {
+	if !apikey.ValidID(apikey.IDKindKey, id) {
+		return nil, keyNotFound
+	}
+	k, err := load(ctx, id)
+	if apikey.ErrorCode(err) == apikey.ENOTFOUND {
+		return nil, keyNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !p.Sees(k) {
+		return nil, keyNotFound
+	}
+	return k, nil
+}

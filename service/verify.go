@@ -1,0 +1,59 @@
+package service
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/apikeyd/apikeyd/apikey"
+)
+
+// VerifyInput is a presented key and what the caller needs of it.
+type VerifyInput struct {
+	Key           string
+	Scopes        []string // all required
+	EnvironmentID string   // empty: any environment
+}
+
+// Verdict is the answer to a verification. Record is set for a known key
+// (every code but MALFORMED and NOT_FOUND).
+type Verdict struct {
+	Code   apikey.VerifyCode
+	Record *apikey.Record
+}
+
+// Valid reports whether the key may be used as asked.
+func (v Verdict) Valid() bool { return v.Code == apikey.CodeValid }
+
+// Verify decides whether a presented key is valid for the caller's project
+// with the given scopes and environment. A key of another project is
+// NOT_FOUND, exactly as an unknown one. Looking a key up records its use.
+func (s *Service) Verify(ctx context.Context, p apikey.Principal, in VerifyInput) (Verdict, error) {
+	if !p.Allows(apikey.ScopeVerify) {
+		return Verdict{}, errNoVerify
+	}
+	var bad problems
+	for i, sc := range in.Scopes {
+		if !apikey.ValidScope(sc) {
+			bad.add("scopes["+strconv.Itoa(i)+"]", "is not a valid scope")
+		}
+	}
+	if in.EnvironmentID != "" {
+		bad.identifier("environment_id", in.EnvironmentID)
+	}
+	if err := bad.err(); err != nil {
+		return Verdict{}, err
+	}
+	if !apikey.ParseKey(in.Key) {
+		return Verdict{Code: apikey.CodeMalformed}, nil
+	}
+	rec, found, err := s.index.Lookup(ctx, apikey.HashKey(in.Key))
+	if err != nil {
+		return Verdict{}, err
+	}
+	if !found || !p.SeesRecord(&rec) {
+		return Verdict{Code: apikey.CodeNotFound}, nil
+	}
+	now := s.clock()
+	s.usage.Record(rec.ID, now)
+	return Verdict{Code: rec.Check(now, in.Scopes, in.EnvironmentID), Record: &rec}, nil
+}
