@@ -1,0 +1,172 @@
+// Package server assembles apikeyd from its configuration — store, secrets,
+// service, HTTP API and background jobs — and runs it until told to stop.
+// The serve command and the end-to-end tests both start it through here.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/apikeyd/apikeyd/api"
+	"github.com/apikeyd/apikeyd/apikey"
+	"github.com/apikeyd/apikeyd/config"
+	"github.com/apikeyd/apikeyd/lastused"
+	"github.com/apikeyd/apikeyd/seal"
+	"github.com/apikeyd/apikeyd/service"
+	"github.com/apikeyd/apikeyd/sqlite"
+	"github.com/apikeyd/apikeyd/webhook"
+)
+
+// Version is the build's version, set by the linker.
+var Version = "dev"
+
+// Server is a configured apikeyd, ready to start.
+type Server struct {
+	cfg   config.Config
+	log   *slog.Logger
+	store apikey.Store
+	usage *lastused.Buffer
+	svc   *service.Service
+	api   *api.API
+	http  *http.Server
+
+	ln     net.Listener
+	cancel context.CancelFunc
+	jobs   sync.WaitGroup
+	served chan error
+}
+
+// New opens the store (applying migrations), loads or generates the secrets
+// and builds the service and its API. It does not listen yet.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	secrets, err := loadSecrets(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	box, err := seal.New(secrets.masterKey)
+	if err != nil {
+		return nil, err
+	}
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, store: store, usage: lastused.New(store)}
+	s.svc, err = service.New(service.Options{
+		Store:      store,
+		Usage:      s.usage,
+		Box:        box,
+		AdminToken: secrets.adminToken,
+		KeyPrefix:  cfg.KeyPrefix,
+		Webhooks:   webhook.Policy{Insecure: cfg.InsecureWebhooks},
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	s.api = api.New(api.Options{
+		Service:           s.svc,
+		Logger:            log,
+		Ready:             s.svc.Ready,
+		AuthFailureBurst:  cfg.AuthFailureBurst,
+		AuthFailureRefill: cfg.AuthFailureRefill,
+		TrustedProxies:    cfg.TrustedProxies,
+		Version:           Version,
+	})
+	s.http = &http.Server{
+		Handler:           s.api,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+func openStore(ctx context.Context, cfg config.Config) (apikey.Store, error) {
+	if cfg.Postgres() {
+		return nil, errors.New("PostgreSQL is not supported by this build")
+	}
+	path := dataPath(cfg, "apikeyd.db")
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	return st, nil
+}
+
+// Start listens on the configured address and serves in the background.
+func (s *Server) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln
+	jobs, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	s.jobs.Add(1)
+	go func() {
+		defer s.jobs.Done()
+		s.usage.Run(jobs, s.cfg.LastUsedFlush, func(err error) {
+			s.log.Warn("last_used_at flush failed; kept for the next one", "err", err)
+		})
+	}()
+	s.served = make(chan error, 1)
+	go func() { s.served <- s.http.Serve(ln) }()
+	s.log.Info("listening", "addr", ln.Addr().String(), "version", Version)
+	return nil
+}
+
+// Addr returns the address the server listens on, once started.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Shutdown stops taking requests, waits for those in flight (until ctx
+// ends), stops background jobs, writes buffered last uses and closes the
+// store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.jobs.Wait()
+	if ferr := s.usage.Flush(context.WithoutCancel(ctx)); ferr != nil {
+		err = errors.Join(err, fmt.Errorf("flush last uses: %w", ferr))
+	}
+	if cerr := s.store.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
+	}
+	return err
+}
+
+// Run starts the server and serves until ctx ends, then shuts down
+// gracefully within drain.
+func (s *Server) Run(ctx context.Context, drain time.Duration) error {
+	if err := s.Start(ctx); err != nil {
+		s.store.Close()
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		s.log.Info("shutting down")
+	case err := <-s.served:
+		if !errors.Is(err, http.ErrServerClosed) {
+			s.Shutdown(context.Background())
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
+	defer cancel()
+	if err := s.Shutdown(sctx); err != nil {
+		return err
+	}
+	s.log.Info("stopped")
+	return nil
+}
