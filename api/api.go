@@ -21,6 +21,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/apikeyd/apikeyd/apikey"
+	"github.com/apikeyd/apikeyd/metrics"
 	"github.com/apikeyd/apikeyd/service"
 )
 
@@ -39,6 +40,8 @@ type Options struct {
 	AuthFailureBurst  int
 	AuthFailureRefill time.Duration
 	TrustedProxies    []netip.Prefix
+	// Metrics are served at /metrics; nil serves none.
+	Metrics *metrics.Metrics
 	// Version is reported in the OpenAPI document.
 	Version string
 	// Now is the clock; nil means time.Now.
@@ -99,6 +102,9 @@ func New(o Options) *API {
 	a.huma = humago.New(a.mux, cfg)
 	a.huma.UseMiddleware(a.authenticate)
 	a.routes()
+	if o.Metrics != nil {
+		a.metricsRoute(o.Metrics)
+	}
 	a.mux.HandleFunc("/", a.notFound)
 	return a
 }

@@ -102,7 +102,7 @@ func (a *API) getKey(ctx context.Context, in *keyIDPath) (*keyOutput, error) {
 
 type patchKeyInput struct {
 	KeyID string `path:"keyID" maxLength:"64" doc:"Key ID."`
-	Body struct {
+	Body  struct {
 		Name                 Optional[string]    `json:"name,omitempty" minLength:"1" maxLength:"255"`
 		Scopes               Optional[[]string]  `json:"scopes,omitempty" maxItems:"64"`
 		ExpiresAt            Optional[time.Time] `json:"expires_at,omitempty" doc:"New expiry; null removes it."`
@@ -151,7 +151,7 @@ func (a *API) revokeKey(ctx context.Context, in *keyIDPath) (*struct{}, error) {
 
 type rotateKeyInput struct {
 	KeyID string `path:"keyID" maxLength:"64" doc:"Key ID."`
-	Body *struct {
+	Body  *struct {
 		GracePeriodMinutes *int `json:"grace_period_minutes,omitempty" minimum:"0" maximum:"10080" doc:"How long the old key keeps working; default 60, 0 = stop now."`
 	} `required:"false"`
 }

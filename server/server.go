@@ -17,6 +17,7 @@ import (
 	"github.com/apikeyd/apikeyd/apikey"
 	"github.com/apikeyd/apikeyd/config"
 	"github.com/apikeyd/apikeyd/lastused"
+	"github.com/apikeyd/apikeyd/metrics"
 	"github.com/apikeyd/apikeyd/seal"
 	"github.com/apikeyd/apikeyd/service"
 	"github.com/apikeyd/apikeyd/sqlite"
@@ -28,13 +29,14 @@ var Version = "dev"
 
 // Server is a configured apikeyd, ready to start.
 type Server struct {
-	cfg   config.Config
-	log   *slog.Logger
-	store apikey.Store
-	usage *lastused.Buffer
-	svc   *service.Service
-	api   *api.API
-	http  *http.Server
+	cfg     config.Config
+	log     *slog.Logger
+	store   apikey.Store
+	usage   *lastused.Buffer
+	metrics *metrics.Metrics
+	svc     *service.Service
+	api     *api.API
+	http    *http.Server
 
 	ln     net.Listener
 	cancel context.CancelFunc
@@ -57,7 +59,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, store: store, usage: lastused.New(store)}
+	s := &Server{cfg: cfg, log: log, store: store, usage: lastused.New(store), metrics: metrics.New()}
+	s.usage.OnFlush = s.metrics.LastUsedFlush
 	s.svc, err = service.New(service.Options{
 		Store:      store,
 		Usage:      s.usage,
@@ -77,6 +80,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		AuthFailureBurst:  cfg.AuthFailureBurst,
 		AuthFailureRefill: cfg.AuthFailureRefill,
 		TrustedProxies:    cfg.TrustedProxies,
+		Metrics:           s.metrics,
 		Version:           Version,
 	})
 	s.http = &http.Server{
