@@ -251,7 +251,7 @@ func (s *Service) LeaseDeliveries(ctx context.Context, policy RotationPolicy, li
 			}
 			reason := stale(old, nk, now)
 			if reason == "" && d.Attempts >= policy.MaxAttempts {
-				reason = "the last attempt did not finish"
+				reason = "no attempts left"
 			}
 			if reason != "" {
 				f, err := s.abandon(ctx, tx, changed, d, old, nk, reason, now)
