@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os/signal"
 	"syscall"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/apikeyd/apikeyd/config"
+	"github.com/apikeyd/apikeyd/logging"
 	"github.com/apikeyd/apikeyd/server"
 )
 
@@ -87,7 +87,11 @@ SIGTERM or SIGINT drains in-flight requests, writes buffered last uses and exits
 		if err != nil {
 			return usageError{err}
 		}
-		log := newLogger(stderr, cfg)
+		// Logs, one line per request included, are written in batches: see
+		// package logging for what that trades.
+		lw := logging.NewWriter(stderr, logging.FlushInterval, logging.MaxPending)
+		defer lw.Close()
+		log := logging.New(lw, cfg.LogFormat, cfg.LogLevel)
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 		srv, err := server.New(ctx, cfg, log)
@@ -97,14 +101,4 @@ SIGTERM or SIGINT drains in-flight requests, writes buffered last uses and exits
 		return srv.Run(ctx, 25*time.Second)
 	}
 	return cmd
-}
-
-func newLogger(w io.Writer, cfg config.Config) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }
