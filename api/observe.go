@@ -26,8 +26,11 @@ import (
 //     one line is logged.
 //
 // A route served outside huma (such as a hand-written fast path) keeps all
-// of this for free as long as it is registered on a.mux; it should call
-// noteProject when it knows the project.
+// of this for free as long as it is registered on a.mux (so that r.Pattern
+// is set, and Routes and the OpenAPI drift test know it); it should call
+// noteActor after authenticating and noteProject when it knows the
+// project. A handler that ServeHTTP reaches without the mux must set
+// requestInfo.route itself, or its requests count as "unmatched".
 
 // requestInfo is what the log line says about a request beyond what
 // net/http knows. One is allocated per request, together with its
@@ -35,6 +38,7 @@ import (
 // Only the goroutine serving the request touches it.
 type requestInfo struct {
 	id      string
+	route   string // overrides r.Pattern, for requests served without the mux
 	project string // the project the request acted in, when known
 	actor   string // "admin", the acting key's ID, or "" if unauthenticated
 }
@@ -131,7 +135,10 @@ func (a *API) observe(r *http.Request, x *exchange, start time.Time, d time.Dura
 	if status == 0 {
 		status = http.StatusOK // nothing written: net/http answers 200
 	}
-	route := routeOf(r.Pattern)
+	route := x.info.route
+	if route == "" {
+		route = routeOf(r.Pattern)
+	}
 	a.metrics.HTTPRequest(route, r.Method, status, d)
 
 	level := slog.LevelInfo

@@ -314,6 +314,11 @@ why), 1 when the server could not be asked, 2 for a usage error.`,
 		if len(args) == 1 && args[0] != "-" {
 			p.Key = args[0]
 		} else {
+			if f, ok := k.stdin.(*os.File); ok {
+				if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+					fmt.Fprint(k.stderr, "Key to verify: ")
+				}
+			}
 			line, err := bufio.NewReader(io.LimitReader(k.stdin, 4096)).ReadString('\n')
 			if err != nil && !errors.Is(err, io.EOF) {
 				return fmt.Errorf("read the key from standard input: %w", err)
