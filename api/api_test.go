@@ -195,10 +195,11 @@ func TestRequestLog(t *testing.T) {
 	serve(a, http.MethodGet, "/v1/api-keys/"+created.Key, testAdmin, "")
 	serve(a, http.MethodGet, "/v1/api-keys?project_id=acme", "wrong-token", "")
 	serve(a, http.MethodGet, "/"+created.Key, "", "")
+	serve(a, http.MethodGet, "/v1/api-keys?project_id="+created.Key, testAdmin, "")
 
 	lines := logs.requests(t)
-	if len(lines) != 7 {
-		t.Fatalf("%d request lines, want 7:\n%s", len(lines), logs)
+	if len(lines) != 8 {
+		t.Fatalf("%d request lines, want 8:\n%s", len(lines), logs)
 	}
 	want := []map[string]any{
 		{"request_id": "create-1", "method": "POST", "route": "/v1/api-keys", "status": 201.0, "project": "acme", "actor": "admin"},
@@ -208,6 +209,7 @@ func TestRequestLog(t *testing.T) {
 		{"method": "GET", "route": "/v1/api-keys/{keyID}", "status": 404.0, "actor": "admin", "key_id": nil},
 		{"method": "GET", "route": "/v1/api-keys", "status": 401.0, "actor": nil, "project": nil},
 		{"method": "GET", "route": "unmatched", "status": 404.0},
+		{"method": "GET", "route": "/v1/api-keys", "status": 200.0, "actor": "admin", "project": nil},
 	}
 	for i, line := range lines {
 		for k, v := range want[i] {

@@ -56,9 +56,12 @@ func info(ctx context.Context) *requestInfo {
 
 // noteProject records the project a request acts in, for the log line. The
 // first project noted wins: for an API key that is its own project, noted
-// by authenticate before any handler runs.
+// by authenticate before any handler runs. A project ID that is not one, or
+// that has the shape of a key (an admin may have pasted one into
+// project_id), is not noted: the log never repeats what a client typed
+// unless it is known to be harmless.
 func noteProject(ctx context.Context, project string) {
-	if ri := info(ctx); ri.project == "" {
+	if ri := info(ctx); ri.project == "" && apikey.ValidIdentifier(project) && !apikey.ParseKey(project) {
 		ri.project = project
 	}
 }
