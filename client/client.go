@@ -67,10 +67,12 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 // URL returns the server's base URL.
 func (c *Client) URL() string { return c.base.String() }
 
-// endpoint returns the absolute URL of an API path with a query.
-func (c *Client) endpoint(path string, q url.Values) *url.URL {
+// endpoint returns the absolute URL of an API path (already escaped, as
+// keyPath does) with a query.
+func (c *Client) endpoint(escapedPath string, q url.Values) *url.URL {
 	u := *c.base
-	u.Path = c.base.Path + path
+	u.RawPath = c.base.EscapedPath() + escapedPath
+	u.Path, _ = url.PathUnescape(u.RawPath)
 	u.RawQuery = q.Encode()
 	return &u
 }

@@ -49,6 +49,14 @@ func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
+// recordingTransport remembers the escaped path of the last request.
+type recordingTransport struct{ last string }
+
+func (t *recordingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	t.last = r.URL.EscapedPath()
+	return http.DefaultTransport.RoundTrip(r)
+}
+
 func newClient(t *testing.T, token string, opts ...client.Option) *client.Client {
 	t.Helper()
 	c, err := client.New(srv.URL, token, opts...)
@@ -197,8 +205,14 @@ func TestKeyLifecycle(t *testing.T) {
 		if !client.IsNotFound(err) || client.StatusOf(err) != 404 {
 			t.Fatalf("err %v", err)
 		}
-		if err := c.RevokeKey(ctx, "nope/../../x"); !client.IsNotFound(err) {
+		// An ID is one path segment, whatever it contains.
+		rt := &recordingTransport{}
+		rc := newClient(t, srv.AdminToken, client.WithHTTPClient(&http.Client{Transport: rt}))
+		if err := rc.RevokeKey(ctx, "nope/../../x y"); !client.IsNotFound(err) {
 			t.Fatalf("revoke of a garbage ID: %v", err)
+		}
+		if rt.last != "/v1/api-keys/nope%2F..%2F..%2Fx%20y" {
+			t.Fatalf("request path %q", rt.last)
 		}
 		if _, err := c.GetKey(ctx, ""); err == nil || client.StatusOf(err) != 0 {
 			t.Fatalf("empty ID: %v", err)
