@@ -40,6 +40,7 @@ type Log struct {
 	buf bytes.Buffer
 }
 
+// Write implements io.Writer for the server's logger.
 func (l *Log) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
