@@ -121,63 +121,99 @@ func TestCLI(t *testing.T) {
 		t.Fatalf("--json printed to stderr: %q", r.Stderr)
 	}
 
-	t.Run("List", func(t *testing.T) {
-		rows := s.cli(t, s.Admin, "", "keys", "list", "--project", "cli").ok(t, 0).rows(t)
-		if len(rows) != 2 || rows[0]["NAME"] != "verifier" || rows[1]["NAME"] != "checkout service" ||
-			rows[1]["ID"] != created["id"] || rows[1]["STATUS"] != "active" || rows[1]["ENVIRONMENT"] != "prod" ||
-			rows[1]["SCOPES"] != "orders:read,orders:write" || rows[1]["LAST USED"] != "-" {
-			t.Fatalf("rows %v", rows)
-		}
-		// --json follows the pages: two pages of one key.
-		var keys []map[string]any
-		s.cli(t, s.Admin, "", "keys", "list", "--project", "cli", "--page-size", "1", "--json").ok(t, 0).json(t, &keys)
-		if len(keys) != 2 || keys[1]["id"] != created["id"] {
-			t.Fatalf("list --json: %v", keys)
-		}
-		hasExactly(t, keys[0], keyFields...)
-		var empty []any
-		s.cli(t, s.Admin, "", "keys", "list", "--project", "nobody", "--json").ok(t, 0).json(t, &empty)
-		if empty == nil || len(empty) != 0 {
-			t.Fatalf("empty list: %v", empty)
-		}
-	})
+	// Read-only commands run side by side: each is a process start of a
+	// race-instrumented binary.
+	t.Run("ReadOnly", func(t *testing.T) {
+		t.Run("List", func(t *testing.T) {
+			t.Parallel()
+			rows := s.cli(t, s.Admin, "", "keys", "list", "--project", "cli").ok(t, 0).rows(t)
+			if len(rows) != 2 || rows[0]["NAME"] != "verifier" || rows[1]["NAME"] != "checkout service" ||
+				rows[1]["ID"] != created["id"] || rows[1]["STATUS"] != "active" || rows[1]["ENVIRONMENT"] != "prod" ||
+				rows[1]["SCOPES"] != "orders:read,orders:write" || rows[1]["EXPIRES"] == "-" {
+				t.Fatalf("rows %v", rows)
+			}
+			// --json follows the pages: two pages of one key.
+			var keys []map[string]any
+			s.cli(t, s.Admin, "", "keys", "list", "--project", "cli", "--page-size", "1", "--json").ok(t, 0).json(t, &keys)
+			if len(keys) != 2 || keys[1]["id"] != created["id"] {
+				t.Fatalf("list --json: %v", keys)
+			}
+			hasExactly(t, keys[0], keyFields...)
+			var empty []any
+			s.cli(t, s.Admin, "", "keys", "list", "--project", "nobody", "--json").ok(t, 0).json(t, &empty)
+			if empty == nil || len(empty) != 0 {
+				t.Fatalf("empty list: %v", empty)
+			}
+		})
 
-	t.Run("Get", func(t *testing.T) {
-		got := s.cli(t, s.Admin, "", "keys", "get", created["id"]).ok(t, 0).fields(t)
-		if got["id"] != created["id"] || got["key_prefix"] != created["key"][:12] || got["key"] != "" {
-			t.Fatalf("get: %v", got)
-		}
-		var obj map[string]any
-		s.cli(t, s.Admin, "", "keys", "get", created["id"], "--json").ok(t, 0).json(t, &obj)
-		hasExactly(t, obj, keyFields...)
-	})
+		t.Run("Get", func(t *testing.T) {
+			t.Parallel()
+			got := s.cli(t, s.Admin, "", "keys", "get", created["id"]).ok(t, 0).fields(t)
+			if got["id"] != created["id"] || got["key_prefix"] != created["key"][:12] || got["key"] != "" {
+				t.Fatalf("get: %v", got)
+			}
+			var obj map[string]any
+			s.cli(t, s.Admin, "", "keys", "get", created["id"], "--json").ok(t, 0).json(t, &obj)
+			hasExactly(t, obj, keyFields...)
+		})
 
-	t.Run("Verify", func(t *testing.T) {
-		// The key as an argument, with the verifier key as the token.
-		v := s.cli(t, verifier["key"].(string), "", "keys", "verify", created["key"], "--scope", "orders:read", "--environment", "prod").ok(t, 0).fields(t)
-		if v["valid"] != "true" || v["code"] != "VALID" || v["key_id"] != created["id"] || v["project_id"] != "cli" {
-			t.Fatalf("verify: %v", v)
-		}
-		// The key from standard input; not valid → exit 3.
-		var verdict map[string]any
-		s.cli(t, verifier["key"].(string), created["key"]+"\n", "keys", "verify", "--scope", "billing:read", "--json").ok(t, 3).json(t, &verdict)
-		if verdict["valid"] != false || verdict["code"] != "INSUFFICIENT_SCOPE" {
-			t.Fatalf("verify from stdin: %v", verdict)
-		}
-		v = s.cli(t, verifier["key"].(string), "not-a-key", "keys", "verify", "-").ok(t, 3).fields(t)
-		if v["code"] != "MALFORMED" || v["key_id"] != "" {
-			t.Fatalf("verify garbage: %v", v)
-		}
-	})
+		t.Run("Verify", func(t *testing.T) {
+			t.Parallel()
+			// The key as an argument, with the verifier key as the token.
+			v := s.cli(t, verifier["key"].(string), "", "keys", "verify", created["key"], "--scope", "orders:read", "--environment", "prod").ok(t, 0).fields(t)
+			if v["valid"] != "true" || v["code"] != "VALID" || v["key_id"] != created["id"] || v["project_id"] != "cli" {
+				t.Fatalf("verify: %v", v)
+			}
+			// The key from standard input; not valid → exit 3.
+			var verdict map[string]any
+			s.cli(t, verifier["key"].(string), created["key"]+"\n", "keys", "verify", "--scope", "billing:read", "--json").ok(t, 3).json(t, &verdict)
+			if verdict["valid"] != false || verdict["code"] != "INSUFFICIENT_SCOPE" {
+				t.Fatalf("verify from stdin: %v", verdict)
+			}
+			v = s.cli(t, verifier["key"].(string), "not-a-key", "keys", "verify", "-").ok(t, 3).fields(t)
+			if v["code"] != "MALFORMED" || v["key_id"] != "" {
+				t.Fatalf("verify garbage: %v", v)
+			}
+		})
 
-	t.Run("Expiring", func(t *testing.T) {
-		rows := s.cli(t, s.Admin, "", "keys", "expiring", "--project", "cli", "--within-days", "31").ok(t, 0).rows(t)
-		if len(rows) != 1 || rows[0]["ID"] != created["id"] || rows[0]["EXPIRES"] == "-" {
-			t.Fatalf("expiring: %v", rows)
-		}
-		if rows := s.cli(t, s.Admin, "", "keys", "expiring", "--project", "cli", "--within-days", "7").ok(t, 0).rows(t); len(rows) != 0 {
-			t.Fatalf("expiring within 7 days: %v", rows)
-		}
+		t.Run("Expiring", func(t *testing.T) {
+			t.Parallel()
+			rows := s.cli(t, s.Admin, "", "keys", "expiring", "--project", "cli", "--within-days", "31").ok(t, 0).rows(t)
+			if len(rows) != 1 || rows[0]["ID"] != created["id"] || rows[0]["EXPIRES"] == "-" {
+				t.Fatalf("expiring: %v", rows)
+			}
+			if rows := s.cli(t, s.Admin, "", "keys", "expiring", "--project", "cli", "--within-days", "7").ok(t, 0).rows(t); len(rows) != 0 {
+				t.Fatalf("expiring within 7 days: %v", rows)
+			}
+		})
+
+		t.Run("Version", func(t *testing.T) {
+			t.Parallel()
+			r := s.cli(t, "-", "", "version").ok(t, 0)
+			if !strings.HasPrefix(r.Stdout, "apikeyd ") || !strings.Contains(r.Stdout, "go1.") {
+				t.Fatalf("version: %q", r.Stdout)
+			}
+			var b map[string]any
+			s.cli(t, "-", "", "version", "--json").ok(t, 0).json(t, &b)
+			if b["version"] == "" || b["go_version"] == "" || b["module"] != "github.com/apikeyd/apikeyd" {
+				t.Fatalf("version --json: %v", b)
+			}
+		})
+
+		t.Run("Completion", func(t *testing.T) {
+			t.Parallel()
+			for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
+				r := s.cli(t, "-", "", "completion", shell).ok(t, 0)
+				if !strings.Contains(r.Stdout, "apikeyd") {
+					t.Fatalf("%s completion: %q", shell, r.Stdout[:min(200, len(r.Stdout))])
+				}
+			}
+			// Dynamic completion of --status values.
+			r := s.cli(t, "-", "", "__complete", "keys", "list", "--status", "")
+			if !strings.Contains(r.Stdout, "rotating") {
+				t.Fatalf("--status completion: %q", r.Stdout)
+			}
+		})
 	})
 
 	t.Run("RotateAndRevoke", func(t *testing.T) {
@@ -229,31 +265,5 @@ func TestCLI(t *testing.T) {
 		s.cli(t, s.Admin, "", "keys", "list").ok(t, 2)                                        // --project missing
 		s.cli(t, s.Admin, "", "keys", "frobnicate").ok(t, 2)                                  // no such command
 		s.cli(t, s.Admin, "", "keys", "get", "--url", "http://127.0.0.1:1", "key_x").ok(t, 1) // unreachable
-	})
-
-	t.Run("Version", func(t *testing.T) {
-		r := s.cli(t, "-", "", "version").ok(t, 0)
-		if !strings.HasPrefix(r.Stdout, "apikeyd ") || !strings.Contains(r.Stdout, "go1.") {
-			t.Fatalf("version: %q", r.Stdout)
-		}
-		var b map[string]any
-		s.cli(t, "-", "", "version", "--json").ok(t, 0).json(t, &b)
-		if b["version"] == "" || b["go_version"] == "" || b["module"] != "github.com/apikeyd/apikeyd" {
-			t.Fatalf("version --json: %v", b)
-		}
-	})
-
-	t.Run("Completion", func(t *testing.T) {
-		for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
-			r := s.cli(t, "-", "", "completion", shell).ok(t, 0)
-			if !strings.Contains(r.Stdout, "apikeyd") {
-				t.Fatalf("%s completion: %q", shell, r.Stdout[:min(200, len(r.Stdout))])
-			}
-		}
-		// Dynamic completion of --status values.
-		r := s.cli(t, "-", "", "__complete", "keys", "list", "--status", "")
-		if !strings.Contains(r.Stdout, "rotating") {
-			t.Fatalf("--status completion: %q", r.Stdout)
-		}
 	})
 }
