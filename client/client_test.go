@@ -68,6 +68,14 @@ func newClient(t *testing.T, token string, opts ...client.Option) *client.Client
 
 func admin(t *testing.T) *client.Client { return newClient(t, srv.AdminToken) }
 
+var projects atomic.Int64
+
+// project returns a project ID no other test (nor another run of this one,
+// with -count) uses, since all share one server.
+func project(base string) string {
+	return fmt.Sprintf("%s-%d-%d", base, os.Getpid(), projects.Add(1))
+}
+
 func create(t *testing.T, c *client.Client, p client.CreateParams) *client.CreatedKey {
 	t.Helper()
 	k, err := c.CreateKey(t.Context(), p)
@@ -268,12 +276,13 @@ func TestVerify(t *testing.T) {
 func TestListPagination(t *testing.T) {
 	ctx := t.Context()
 	c := admin(t)
+	paging := project("paging")
 	var ids []string
 	for i := range 7 {
-		k := create(t, c, client.CreateParams{ProjectID: "paging", Name: fmt.Sprintf("k%d", i)})
+		k := create(t, c, client.CreateParams{ProjectID: paging, Name: fmt.Sprintf("k%d", i)})
 		ids = append(ids, k.ID)
 	}
-	create(t, c, client.CreateParams{ProjectID: "paging-other", Name: "other"})
+	create(t, c, client.CreateParams{ProjectID: project("paging-other"), Name: "other"})
 	slices.Reverse(ids) // newest first
 
 	rt := &countingTransport{}
@@ -282,7 +291,7 @@ func TestListPagination(t *testing.T) {
 	t.Run("All", func(t *testing.T) {
 		rt.n.Store(0)
 		var got []string
-		for k, err := range counted.ListKeys(ctx, client.ListParams{ProjectID: "paging", Limit: 3}) {
+		for k, err := range counted.ListKeys(ctx, client.ListParams{ProjectID: paging, Limit: 3}) {
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -299,7 +308,7 @@ func TestListPagination(t *testing.T) {
 	t.Run("StopEarly", func(t *testing.T) {
 		rt.n.Store(0)
 		n := 0
-		for _, err := range counted.ListKeys(ctx, client.ListParams{ProjectID: "paging", Limit: 3}) {
+		for _, err := range counted.ListKeys(ctx, client.ListParams{ProjectID: paging, Limit: 3}) {
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -314,7 +323,7 @@ func TestListPagination(t *testing.T) {
 
 	t.Run("ByHand", func(t *testing.T) {
 		var got []string
-		p := client.ListParams{ProjectID: "paging", Limit: 4}
+		p := client.ListParams{ProjectID: paging, Limit: 4}
 		for {
 			page, err := c.ListKeysPage(ctx, p)
 			if err != nil {
@@ -338,7 +347,7 @@ func TestListPagination(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got []string
-		for k, err := range c.ListKeys(ctx, client.ListParams{ProjectID: "paging", Status: client.StatusRevoked}) {
+		for k, err := range c.ListKeys(ctx, client.ListParams{ProjectID: paging, Status: client.StatusRevoked}) {
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -360,7 +369,7 @@ func TestListPagination(t *testing.T) {
 			t.Fatal(err)
 		}
 		n := 0
-		for _, err := range pc.ListKeys(ctx, client.ListParams{ProjectID: "paging", Limit: 2}) {
+		for _, err := range pc.ListKeys(ctx, client.ListParams{ProjectID: paging, Limit: 2}) {
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -383,13 +392,14 @@ func TestListPagination(t *testing.T) {
 func TestExpiringKeys(t *testing.T) {
 	ctx := t.Context()
 	c := admin(t)
-	soon := create(t, c, client.CreateParams{ProjectID: "expiring", Name: "soon", ExpiresInDays: 5})
-	sooner := create(t, c, client.CreateParams{ProjectID: "expiring", Name: "sooner", ExpiresInDays: 2})
-	create(t, c, client.CreateParams{ProjectID: "expiring", Name: "later", ExpiresInDays: 50})
-	create(t, c, client.CreateParams{ProjectID: "expiring", Name: "never"})
+	expiring := project("expiring")
+	soon := create(t, c, client.CreateParams{ProjectID: expiring, Name: "soon", ExpiresInDays: 5})
+	sooner := create(t, c, client.CreateParams{ProjectID: expiring, Name: "sooner", ExpiresInDays: 2})
+	create(t, c, client.CreateParams{ProjectID: expiring, Name: "later", ExpiresInDays: 50})
+	create(t, c, client.CreateParams{ProjectID: expiring, Name: "never"})
 
 	var got []string
-	for k, err := range c.ExpiringKeys(ctx, client.ExpiringParams{ProjectID: "expiring", Limit: 1}) {
+	for k, err := range c.ExpiringKeys(ctx, client.ExpiringParams{ProjectID: expiring, Limit: 1}) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -398,7 +408,7 @@ func TestExpiringKeys(t *testing.T) {
 	if !slices.Equal(got, []string{sooner.ID, soon.ID}) {
 		t.Fatalf("expiring within 30 days: %v", got)
 	}
-	page, err := c.ExpiringKeysPage(ctx, client.ExpiringParams{ProjectID: "expiring", WithinDays: 60})
+	page, err := c.ExpiringKeysPage(ctx, client.ExpiringParams{ProjectID: expiring, WithinDays: 60})
 	if err != nil || len(page.Items) != 3 || page.NextCursor != "" {
 		t.Fatalf("within 60 days: %+v, %v", page, err)
 	}
@@ -407,15 +417,16 @@ func TestExpiringKeys(t *testing.T) {
 func TestAuditEvents(t *testing.T) {
 	ctx := t.Context()
 	c := admin(t)
-	k := create(t, c, client.CreateParams{ProjectID: "audit", Name: "k", Scopes: []string{"api-keys:write"}})
-	other := create(t, c, client.CreateParams{ProjectID: "audit", Name: "other"})
+	audit := project("audit")
+	k := create(t, c, client.CreateParams{ProjectID: audit, Name: "k", Scopes: []string{"api-keys:write"}})
+	other := create(t, c, client.CreateParams{ProjectID: audit, Name: "other"})
 	// A key acting on its own project is the actor of what it does.
 	if err := newClient(t, k.Secret).RevokeKey(ctx, other.ID); err != nil {
 		t.Fatal(err)
 	}
 
 	var actions []string
-	for e, err := range c.AuditEvents(ctx, client.AuditParams{ProjectID: "audit", Limit: 1}) {
+	for e, err := range c.AuditEvents(ctx, client.AuditParams{ProjectID: audit, Limit: 1}) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -427,7 +438,7 @@ func TestAuditEvents(t *testing.T) {
 	if !slices.Equal(actions, []string{"api_key.revoked", "api_key.created", "api_key.created"}) {
 		t.Fatalf("actions %v", actions)
 	}
-	page, err := c.AuditEventsPage(ctx, client.AuditParams{ProjectID: "audit", KeyID: k.ID})
+	page, err := c.AuditEventsPage(ctx, client.AuditParams{ProjectID: audit, KeyID: k.ID})
 	if err != nil || len(page.Items) != 1 || page.Items[0].Action != "api_key.created" || page.Items[0].Actor.Type != "admin" {
 		t.Fatalf("events of one key: %+v, %v", page, err)
 	}

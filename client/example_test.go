@@ -56,21 +56,40 @@ func Example() {
 		log.Fatal(err)
 	}
 	fmt.Println("old key:", v.Code)
-
-	// List the project's keys; pages are fetched as the loop needs them.
-	for k, err := range c.ListKeys(ctx, client.ListParams{ProjectID: "example"}) {
-		if err != nil {
-			log.Fatal(err)
-		}
-		fmt.Println(k.Name, k.Status, k.ID == rotated.NewKeyID)
+	v, err = c.Verify(ctx, client.VerifyParams{Key: rotated.Secret, Scopes: []string{"orders:write"}})
+	if err != nil {
+		log.Fatal(err)
 	}
+	fmt.Println("new key:", v.Code, v.Name)
+
+	old, err := c.GetKey(ctx, created.ID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("old key status:", old.Status, *old.ReplacedByKeyID == rotated.NewKeyID)
 	// Output:
 	// created: checkout service [orders:read orders:write] active
 	// orders:read: true VALID
 	// billing:read: false INSUFFICIENT_SCOPE
 	// old key: ROTATED
-	// checkout service active true
-	// checkout service rotated false
+	// new key: VALID checkout service
+	// old key status: rotated true
+}
+
+// Every key of a project, newest first: the iterator fetches the next page
+// when the loop reaches it, and stops fetching when the loop stops.
+func ExampleClient_ListKeys() {
+	ctx := context.Background()
+	c, err := client.New(os.Getenv("APIKEYD_URL"), os.Getenv("APIKEYD_TOKEN"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for k, err := range c.ListKeys(ctx, client.ListParams{ProjectID: "acme", Status: client.StatusActive}) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(k.ID, k.Name, k.KeyPrefix, k.Scopes)
+	}
 }
 
 func ExampleIsNotFound() {
