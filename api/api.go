@@ -40,7 +40,8 @@ type Options struct {
 	AuthFailureBurst  int
 	AuthFailureRefill time.Duration
 	TrustedProxies    []netip.Prefix
-	// Metrics are served at /metrics; nil serves none.
+	// Metrics count every request and verification and are served at
+	// /metrics; nil records and serves none.
 	Metrics *metrics.Metrics
 	// Version is reported in the OpenAPI document.
 	Version string
@@ -55,8 +56,9 @@ type API struct {
 	ready   func(context.Context) error
 	limiter *failureLimiter
 	trusted []netip.Prefix
+	metrics *metrics.Metrics
 	now     func() time.Time
-	mux     *http.ServeMux
+	mux     *routeMux
 	huma    huma.API
 }
 
@@ -87,8 +89,9 @@ func New(o Options) *API {
 		ready:   o.Ready,
 		limiter: newFailureLimiter(o.AuthFailureBurst, o.AuthFailureRefill, o.Now),
 		trusted: o.TrustedProxies,
+		metrics: o.Metrics,
 		now:     o.Now,
-		mux:     http.NewServeMux(),
+		mux:     newRouteMux(),
 	}
 	cfg := huma.DefaultConfig("apikeyd", o.Version)
 	cfg.Info.Description = "Issue, verify, rotate and revoke API keys for the projects of a platform."
@@ -107,16 +110,6 @@ func New(o Options) *API {
 	}
 	a.mux.HandleFunc("/", a.notFound)
 	return a
-}
-
-// ServeHTTP implements http.Handler. Request bodies are always JSON: like
-// GitHub's API, apikeyd reads them as JSON whatever Content-Type says, so
-// that `curl -d '{…}'` without a header works too.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
-		r.Header.Set("Content-Type", "application/json")
-	}
-	a.mux.ServeHTTP(w, r)
 }
 
 func isJSON(contentType string) bool {
@@ -215,6 +208,7 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 		a.writeProblem(ctx, err)
 		return
 	}
+	noteActor(ctx.Context(), p)
 	if !p.Allows(scope) {
 		a.writeProblem(ctx, apikey.Errorf(apikey.EFORBIDDEN, "the %s scope is required", scope))
 		return
@@ -237,7 +231,7 @@ func bearerToken(h string) string {
 func (a *API) fail(ctx context.Context, err error) error {
 	p := problemFrom(err)
 	if p.Status >= 500 {
-		a.log.ErrorContext(ctx, "request failed", "status", p.Status, "err", err)
+		a.log.ErrorContext(ctx, "request failed", "request_id", info(ctx).id, "status", p.Status, "err", err)
 	}
 	return p
 }
@@ -246,7 +240,7 @@ func (a *API) fail(ctx context.Context, err error) error {
 func (a *API) writeProblem(ctx huma.Context, err error) {
 	p := problemFrom(err)
 	if p.Status >= 500 {
-		a.log.ErrorContext(ctx.Context(), "request failed", "status", p.Status, "err", err)
+		a.log.ErrorContext(ctx.Context(), "request failed", "request_id", info(ctx.Context()).id, "status", p.Status, "err", err)
 	}
 	for k, vs := range p.headers {
 		for _, v := range vs {

@@ -22,6 +22,7 @@ type auditOutput struct {
 }
 
 func (a *API) listAuditEvents(ctx context.Context, in *auditInput) (*auditOutput, error) {
+	noteProject(ctx, in.ProjectID)
 	after, err := decodeCursor(in.Cursor)
 	if err != nil {
 		return nil, a.fail(ctx, err)

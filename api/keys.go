@@ -29,6 +29,7 @@ type listKeysOutput struct {
 }
 
 func (a *API) listKeys(ctx context.Context, in *listKeysInput) (*listKeysOutput, error) {
+	noteProject(ctx, in.ProjectID)
 	after, err := decodeCursor(in.Cursor)
 	if err != nil {
 		return nil, a.fail(ctx, err)
@@ -70,6 +71,7 @@ type createKeyOutput struct {
 
 func (a *API) createKey(ctx context.Context, in *createKeyInput) (*createKeyOutput, error) {
 	b := in.Body
+	noteProject(ctx, b.ProjectID)
 	created, err := a.svc.Create(ctx, principal(ctx), service.CreateInput{
 		ProjectID: b.ProjectID, Name: b.Name, Scopes: b.Scopes, ExpiresInDays: b.ExpiresInDays,
 		ExpiresAt: b.ExpiresAt, EnvironmentID: b.EnvironmentID,
@@ -97,6 +99,7 @@ func (a *API) getKey(ctx context.Context, in *keyIDPath) (*keyOutput, error) {
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
+	noteProject(ctx, k.ProjectID)
 	return &keyOutput{Body: keyObject(k, a.now())}, nil
 }
 
@@ -136,6 +139,7 @@ func (a *API) patchKey(ctx context.Context, in *patchKeyInput) (*patchKeyOutput,
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
+	noteProject(ctx, patched.Key.ProjectID)
 	return &patchKeyOutput{Body: PatchedKeyObject{
 		KeyObject:             keyObject(patched.Key, a.now()),
 		RotationWebhookSecret: patched.WebhookSecret,
@@ -169,6 +173,7 @@ func (a *API) rotateKey(ctx context.Context, in *rotateKeyInput) (*rotateKeyOutp
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
+	noteProject(ctx, r.New.ProjectID)
 	return &rotateKeyOutput{Body: RotateObject{
 		OldKeyID:       r.Old.ID,
 		NewKeyID:       r.New.ID,
@@ -192,6 +197,7 @@ type expiringInput struct {
 }
 
 func (a *API) listExpiring(ctx context.Context, in *expiringInput) (*listKeysOutput, error) {
+	noteProject(ctx, in.ProjectID)
 	after, err := decodeCursor(in.Cursor)
 	if err != nil {
 		return nil, a.fail(ctx, err)

@@ -96,10 +96,22 @@ func (l *failureLimiter) evict(now time.Time) {
 	delete(l.buckets, victim)
 }
 
-// clientAddr decides the address a request comes from: the peer, or, when
-// the peer is a trusted proxy, the last address in X-Forwarded-For that is
-// not itself a trusted proxy.
+// clientAddr decides which bucket of the failure limiter a request counts
+// against: its client's address (see clientIP), IPv6 grouped by /64.
 func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
+	addr := clientIP(r, trusted)
+	if addr.Is6() {
+		p, _ := addr.Prefix(64)
+		return p.Addr()
+	}
+	return addr
+}
+
+// clientIP decides the address a request comes from: the peer, or, when
+// the peer is a trusted proxy, the last address in X-Forwarded-For that is
+// not itself a trusted proxy. It is the invalid Addr when the peer address
+// cannot be parsed.
+func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
@@ -121,10 +133,6 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 				break
 			}
 		}
-	}
-	if addr.Is6() {
-		p, _ := addr.Prefix(64)
-		return p.Addr()
 	}
 	return addr
 }

@@ -60,14 +60,17 @@ type verifyOutput struct {
 }
 
 func (a *API) verify(ctx context.Context, in *verifyInput) (*verifyOutput, error) {
+	start := time.Now()
 	v, err := a.svc.Verify(ctx, principal(ctx), service.VerifyInput{
 		Key: in.Body.Key, Scopes: in.Body.Scopes, EnvironmentID: in.Body.EnvironmentID,
 	})
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
+	a.metrics.VerifyResult(v.Code, time.Since(start))
 	out := &verifyOutput{Body: VerifyObject{Valid: v.Valid(), Code: string(v.Code)}}
 	if r := v.Record; r != nil {
+		noteProject(ctx, r.ProjectID)
 		scopes := r.Scopes
 		if scopes == nil {
 			scopes = []string{}

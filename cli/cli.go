@@ -1,19 +1,24 @@
 // Package cli is apikeyd's command line: `apikeyd serve` runs the server,
-// and the other commands talk to a running server.
+// `apikeyd keys …` manages and verifies keys on a running server through
+// the Go client (so the CLI speaks exactly the server's contract),
+// `apikeyd version` says what was built, and `apikeyd completion` writes
+// shell completion scripts.
 package cli
 
 import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
+	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/apikeyd/apikeyd/client"
 	"github.com/apikeyd/apikeyd/config"
+	"github.com/apikeyd/apikeyd/logging"
 	"github.com/apikeyd/apikeyd/server"
 )
 
@@ -29,13 +34,31 @@ const (
 type usageError struct{ error }
 
 // Main runs the command line with the given arguments and environment and
-// returns the process exit code.
+// returns the process exit code. `keys verify -` reads standard input.
 func Main(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	root := newRoot(stdout, stderr, getenv)
+	return run(args, os.Stdin, stdout, stderr, getenv)
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	root := newRoot(stdin, stdout, stderr, getenv)
+	started := markStart(root)
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
 		return exitOK
+	}
+	if !*started {
+		// cobra refused the command line before running anything: unknown
+		// command, wrong arguments, a required flag missing.
+		err = usageError{err}
+	}
+	if errors.Is(err, errInvalidKey) {
+		return exitInvalidKey
+	}
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		fmt.Fprintln(stderr, err) // already says "apikeyd: <status> …"
+		return exitFailed
 	}
 	fmt.Fprintln(stderr, "apikeyd:", err)
 	var ue usageError
@@ -45,7 +68,28 @@ func Main(args []string, stdout, stderr io.Writer, getenv func(string) string) i
 	return exitFailed
 }
 
-func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
+// markStart makes every command record that it started to run, so that
+// errors from before (cobra's checks of arguments and flags) are told from
+// errors of the command itself.
+func markStart(c *cobra.Command) *bool {
+	started := new(bool)
+	var wrap func(c *cobra.Command)
+	wrap = func(c *cobra.Command) {
+		if run := c.RunE; run != nil {
+			c.RunE = func(cmd *cobra.Command, args []string) error {
+				*started = true
+				return run(cmd, args)
+			}
+		}
+		for _, sub := range c.Commands() {
+			wrap(sub)
+		}
+	}
+	wrap(c)
+	return started
+}
+
+func newRoot(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "apikeyd",
 		Short:         "Self-hosted API key service: issue, verify, rotate and revoke keys",
@@ -55,20 +99,8 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServe(stderr, getenv), newVersion(stdout))
+	root.AddCommand(newServe(stderr, getenv), newKeys(stdin, stdout, stderr, getenv), newVersion(stdout))
 	return root
-}
-
-func newVersion(stdout io.Writer) *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			_, err := fmt.Fprintln(stdout, "apikeyd", server.Version)
-			return err
-		},
-	}
 }
 
 func newServe(stderr io.Writer, getenv func(string) string) *cobra.Command {
@@ -87,7 +119,11 @@ SIGTERM or SIGINT drains in-flight requests, writes buffered last uses and exits
 		if err != nil {
 			return usageError{err}
 		}
-		log := newLogger(stderr, cfg)
+		// Logs, one line per request included, are written in batches: see
+		// package logging for what that trades.
+		lw := logging.NewWriter(stderr, logging.FlushInterval, logging.MaxPending)
+		defer lw.Close()
+		log := logging.New(lw, cfg.LogFormat, cfg.LogLevel)
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 		srv, err := server.New(ctx, cfg, log)
@@ -97,14 +133,4 @@ SIGTERM or SIGINT drains in-flight requests, writes buffered last uses and exits
 		return srv.Run(ctx, 25*time.Second)
 	}
 	return cmd
-}
-
-func newLogger(w io.Writer, cfg config.Config) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -32,7 +32,7 @@ func TestAuthentication(t *testing.T) {
 		"ErrScheme":    "Basic " + reader.Secret,
 		"ErrEmpty":     "Bearer ",
 		"ErrMalformed": "Bearer not-a-key",
-		"ErrChecksum":  "Bearer " + reader.Secret[:len(reader.Secret)-1] + "x",
+		"ErrChecksum":  "Bearer " + typo(reader.Secret),
 		"ErrUnknown":   "Bearer sk_00000000000000000000000000000000000000000004LPos6",
 		"ErrRevoked":   "Bearer " + revoked.Secret,
 		"ErrRotated":   "Bearer " + replaced.Secret,

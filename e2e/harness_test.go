@@ -401,3 +401,14 @@ func readAll(t *testing.T, resp *http.Response) []byte {
 	}
 	return b
 }
+
+// typo returns key with its last character changed, so that its checksum
+// fails. (Replacing it with a fixed character would leave the key intact
+// whenever it already ended with that character, one time in 62.)
+func typo(key string) string {
+	last := byte('x')
+	if key[len(key)-1] == last {
+		last = 'y'
+	}
+	return key[:len(key)-1] + string(last)
+}

@@ -34,7 +34,7 @@ func TestVerifyCodes(t *testing.T) {
 		{"VALID/scopes", map[string]any{"key": good.Secret, "scopes": []string{"orders:read", "profile"}, "environment_id": "prod"}, "VALID", true},
 		{"MALFORMED", map[string]any{"key": "hello"}, "MALFORMED", false},
 		{"MALFORMED/empty", map[string]any{"key": ""}, "MALFORMED", false},
-		{"MALFORMED/checksum", map[string]any{"key": good.Secret[:len(good.Secret)-1] + "0"}, "MALFORMED", false},
+		{"MALFORMED/checksum", map[string]any{"key": typo(good.Secret)}, "MALFORMED", false},
 		{"NOT_FOUND", map[string]any{"key": "sk_00000000000000000000000000000000000000000004LPos6"}, "NOT_FOUND", false},
 		{"NOT_FOUND/otherProject", map[string]any{"key": other.Secret}, "NOT_FOUND", false},
 		{"EXPIRED", map[string]any{"key": expiring.Secret}, "EXPIRED", true},

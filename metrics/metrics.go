@@ -10,6 +10,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,9 @@ type Metrics struct {
 
 	httpRequests *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
+	// httpSeries caches the resolved series of each (route, method,
+	// status), so that counting a request is a map read and two atomic adds.
+	httpSeries sync.Map // httpKey → *httpSeries
 
 	verifyByCode   map[apikey.VerifyCode]prometheus.Counter
 	verifyDuration prometheus.Histogram
@@ -101,13 +105,53 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// HTTPRequest records one served request.
+// MethodLabel returns method if it is a standard HTTP method and "OTHER"
+// otherwise: the form in which metrics and logs show a request's method.
+func MethodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return method
+	}
+	return "OTHER"
+}
+
+type httpKey struct {
+	route, method string
+	status        int
+}
+
+type httpSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// HTTPRequest records one served request. route must be a route pattern
+// (never a raw path) or "unmatched"; an empty route counts as "unmatched",
+// and methods other than the standard ones count as "OTHER", so that no
+// client can create series at will.
 func (m *Metrics) HTTPRequest(route, method string, status int, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.httpRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	m.httpDuration.WithLabelValues(route, method).Observe(d.Seconds())
+	if route == "" {
+		route = "unmatched"
+	}
+	method = MethodLabel(method)
+	if status < 100 || status > 599 {
+		status = 0
+	}
+	k := httpKey{route, method, status}
+	v, ok := m.httpSeries.Load(k)
+	if !ok {
+		v, _ = m.httpSeries.LoadOrStore(k, &httpSeries{
+			requests: m.httpRequests.WithLabelValues(route, method, strconv.Itoa(status)),
+			duration: m.httpDuration.WithLabelValues(route, method),
+		})
+	}
+	s := v.(*httpSeries)
+	s.requests.Inc()
+	s.duration.Observe(d.Seconds())
 }
 
 // VerifyResult records one verification's verdict and how long it took.

@@ -141,6 +141,14 @@ func (s *Service) Authenticate(ctx context.Context, token string) (apikey.Princi
 	return rec.Principal(), nil
 }
 
+// IsAdminToken reports whether s is the admin token, so that the API can
+// refuse to echo or log it where a client put it by mistake (such as an
+// X-Request-Id header).
+func (s *Service) IsAdminToken(token string) bool {
+	h := apikey.HashKey(token)
+	return subtle.ConstantTimeCompare(h[:], s.adminHash[:]) == 1
+}
+
 // Ready reports whether the store answers.
 func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
 

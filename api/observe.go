@@ -1,0 +1,278 @@
+package api
+
+import (
+	"context"
+	"encoding/hex"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/apikeyd/apikeyd/apikey"
+	"github.com/apikeyd/apikeyd/metrics"
+)
+
+// This file is what every request goes through around the routes: the
+// request ID, the per-request record, the metrics and the request log line.
+//
+// The order, in ServeHTTP:
+//  1. the request ID is taken from X-Request-Id or generated, and echoed;
+//  2. a requestInfo is put in the request's context; authentication and the
+//     handlers fill in the project and the acting key;
+//  3. the mux serves the request and sets r.Pattern;
+//  4. after it returns, the request is counted under its route pattern and
+//     one line is logged.
+//
+// A route served outside huma (such as a hand-written fast path) keeps all
+// of this for free as long as it is registered on a.mux (so that r.Pattern
+// is set, and Routes and the OpenAPI drift test know it); it should call
+// noteActor after authenticating and noteProject when it knows the
+// project. A handler that ServeHTTP reaches without the mux must set
+// requestInfo.route itself, or its requests count as "unmatched".
+
+// requestInfo is what the log line says about a request beyond what
+// net/http knows. One is allocated per request, together with its
+// statusWriter, and filled in as the request is authenticated and handled.
+// Only the goroutine serving the request touches it.
+type requestInfo struct {
+	id      string
+	route   string // overrides r.Pattern, for requests served without the mux
+	project string // the project the request acted in, when known
+	actor   string // "admin", the acting key's ID, or "" if unauthenticated
+}
+
+type infoKey struct{}
+
+// info returns the request's record. Outside ServeHTTP (in tests calling
+// the mux directly) it returns a fresh one nobody reads.
+func info(ctx context.Context) *requestInfo {
+	if ri, ok := ctx.Value(infoKey{}).(*requestInfo); ok {
+		return ri
+	}
+	return &requestInfo{}
+}
+
+// noteProject records the project a request acts in, for the log line. The
+// first project noted wins: for an API key that is its own project, noted
+// by authenticate before any handler runs. A project ID that is not one, or
+// that has the shape of a key (an admin may have pasted one into
+// project_id), is not noted: the log never repeats what a client typed
+// unless it is known to be harmless.
+func noteProject(ctx context.Context, project string) {
+	if ri := info(ctx); ri.project == "" && apikey.ValidIdentifier(project) && !apikey.ParseKey(project) {
+		ri.project = project
+	}
+}
+
+// noteActor records who the request acts for.
+func noteActor(ctx context.Context, p apikey.Principal) {
+	ri := info(ctx)
+	if p.Admin {
+		ri.actor = "admin"
+		return
+	}
+	ri.actor = p.KeyID
+	ri.project = p.ProjectID
+}
+
+// statusWriter remembers the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+// WriteHeader remembers the first final status.
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Write counts the bytes of the body.
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// exchange is one request's bookkeeping, allocated once.
+type exchange struct {
+	w    statusWriter
+	info requestInfo
+}
+
+// ServeHTTP implements http.Handler. Request bodies are always JSON: like
+// GitHub's API, apikeyd reads them as JSON whatever Content-Type says, so
+// that `curl -d '{…}'` without a header works too.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	x := &exchange{w: statusWriter{ResponseWriter: w}}
+	x.info.id = a.requestID(r.Header.Get("X-Request-Id"))
+	w.Header().Set("X-Request-Id", x.info.id)
+	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, &x.info))
+	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	served := false
+	defer func() {
+		if !served { // a handler panicked; net/http logs the panic itself
+			x.w.status = http.StatusInternalServerError
+		}
+		a.observe(r, x, start, time.Since(start))
+	}()
+	a.mux.ServeHTTP(&x.w, r)
+	served = true
+}
+
+// observe counts the request and writes its log line.
+func (a *API) observe(r *http.Request, x *exchange, start time.Time, d time.Duration) {
+	status := x.w.status
+	if status == 0 {
+		status = http.StatusOK // nothing written: net/http answers 200
+	}
+	route := x.info.route
+	if route == "" {
+		route = routeOf(r.Pattern)
+	}
+	a.metrics.HTTPRequest(route, r.Method, status, d)
+
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	ctx := r.Context()
+	h := a.log.Handler()
+	if !h.Enabled(ctx, level) {
+		return
+	}
+	// The record is built by hand rather than through Logger.LogAttrs,
+	// which would capture the caller's program counter on every request
+	// for a source location apikeyd never prints.
+	rec := slog.NewRecord(start.Add(d), level, "request", 0)
+	attrs := make([]slog.Attr, 0, 11)
+	attrs = append(attrs,
+		slog.String("request_id", x.info.id),
+		slog.String("method", metrics.MethodLabel(r.Method)),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Duration("duration", d),
+		slog.Int64("bytes", x.w.bytes),
+	)
+	if addr := clientIP(r, a.trusted); addr.IsValid() {
+		attrs = append(attrs, slog.String("client", addr.String()))
+	}
+	if x.info.project != "" {
+		attrs = append(attrs, slog.String("project", x.info.project))
+	}
+	if x.info.actor != "" {
+		attrs = append(attrs, slog.String("actor", x.info.actor))
+	}
+	// The path is never logged (a client may put anything in it), only the
+	// route pattern, and the key ID when the route names one that has the
+	// shape of a key ID.
+	if id := r.PathValue("keyID"); id != "" && apikey.ValidID(apikey.IDKindKey, id) {
+		attrs = append(attrs, slog.String("key_id", id))
+	}
+	rec.AddAttrs(attrs...)
+	_ = h.Handle(ctx, rec)
+}
+
+// routeOf turns a mux pattern ("GET /v1/api-keys/{keyID}") into the route
+// label and log field ("/v1/api-keys/{keyID}"). Requests no route matched
+// (the catch-all, redirects) are "unmatched", so that neither metrics nor
+// logs ever carry a path a client made up.
+func routeOf(pattern string) string {
+	if _, path, ok := strings.Cut(pattern, " "); ok {
+		pattern = path
+	}
+	if pattern == "" || pattern == "/" {
+		return "unmatched"
+	}
+	return pattern
+}
+
+// maxRequestIDLen bounds an incoming X-Request-Id.
+const maxRequestIDLen = 128
+
+// requestID returns the incoming request ID when it is sane, otherwise a
+// new one. Sane is 1–128 characters of A-Z a-z 0-9 . : - (UUIDs, ULIDs, hex
+// and most proxies' IDs). Underscores are refused because every key apikeyd
+// issues contains one, and so is the admin token: a client that puts a
+// credential there by mistake must not have it echoed or logged.
+func (a *API) requestID(in string) string {
+	if saneRequestID(in) && !a.svc.IsAdminToken(in) {
+		return in
+	}
+	return newRequestID()
+}
+
+func saneRequestID(s string) bool {
+	if len(s) == 0 || len(s) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// newRequestID returns 128 random bits in hex. They come from the runtime's
+// per-thread ChaCha8 generator: unique enough across replicas, and cheap
+// enough for every request (request IDs are not secrets).
+func newRequestID() string {
+	var b [16]byte
+	for i := 0; i < 16; i += 8 {
+		v := rand.Uint64()
+		for j := range 8 {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// routeMux is the API's ServeMux, remembering every pattern registered on
+// it, so that tests can compare what is served with the OpenAPI document.
+type routeMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+func newRouteMux() *routeMux { return &routeMux{ServeMux: http.NewServeMux()} }
+
+// Handle registers handler for pattern and remembers the pattern.
+func (m *routeMux) Handle(pattern string, handler http.Handler) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.Handle(pattern, handler)
+}
+
+// HandleFunc registers handler for pattern and remembers the pattern.
+func (m *routeMux) HandleFunc(pattern string, handler func(http.ResponseWriter, *http.Request)) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.HandleFunc(pattern, handler)
+}
+
+// Routes returns the patterns ("METHOD /path") the API serves, sorted. The
+// catch-all that answers 404 and 405 is not among them.
+func (a *API) Routes() []string {
+	var out []string
+	for _, p := range a.mux.patterns {
+		if p != "/" {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,123 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// DefaultTimeout bounds each request of a client made without
+// WithHTTPClient. A context deadline, when shorter, wins.
+const DefaultTimeout = 30 * time.Second
+
+// maxResponseBytes bounds what is read of any answer (a page of 1000 keys
+// is well under 1 MiB).
+const maxResponseBytes = 32 << 20
+
+// Client talks to one apikeyd server with one bearer token. It is safe for
+// concurrent use.
+type Client struct {
+	base      *url.URL
+	token     string
+	hc        *http.Client
+	userAgent string
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient makes the client send its requests through hc, for
+// timeouts, proxies, TLS settings or instrumentation of your own.
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// WithUserAgent sets the User-Agent header of every request.
+func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
+
+// New returns a client of the apikeyd server at baseURL (such as
+// "http://127.0.0.1:8080", or "https://keys.internal/apikeyd" behind a
+// proxy that adds a path) authenticating with token. An empty token sends
+// no Authorization header, which only the health endpoints accept.
+func New(baseURL, token string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("client: the server URL must be http:// or https:// with a host, got %q", baseURL)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, errors.New("client: the server URL must not carry credentials, a query or a fragment")
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.RawPath = ""
+	c := &Client{base: u, token: token, hc: &http.Client{Timeout: DefaultTimeout}, userAgent: "apikeyd-go-client"}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.hc == nil {
+		c.hc = http.DefaultClient
+	}
+	return c, nil
+}
+
+// URL returns the server's base URL.
+func (c *Client) URL() string { return c.base.String() }
+
+// endpoint returns the absolute URL of an API path (already escaped, as
+// keyPath does) with a query.
+func (c *Client) endpoint(escapedPath string, q url.Values) *url.URL {
+	u := *c.base
+	u.RawPath = c.base.EscapedPath() + escapedPath
+	u.Path, _ = url.PathUnescape(u.RawPath)
+	u.RawQuery = q.Encode()
+	return &u
+}
+
+// do sends a request and decodes a 2xx JSON answer into out (when not
+// nil). Any other answer is an *Error.
+func (c *Client) do(ctx context.Context, method string, u *url.URL, in, out any) (http.Header, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("client: encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err // a *url.Error naming method and URL, neither secret
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return nil, fmt.Errorf("client: read %s %s answer: %w", method, u.Path, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp.Header, newError(resp, raw)
+	}
+	if out != nil && resp.StatusCode != http.StatusNoContent {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return nil, fmt.Errorf("client: decode %s %s answer: %w", method, u.Path, err)
+		}
+	}
+	return resp.Header, nil
+}

@@ -1,0 +1,246 @@
+package client
+
+import (
+	"encoding/json"
+	"reflect"
+	"time"
+)
+
+// Status is the lifecycle state of a key.
+type Status string
+
+// Key statuses.
+const (
+	StatusActive   Status = "active"
+	StatusRotating Status = "rotating" // replaced, still within its grace period
+	StatusRotated  Status = "rotated"  // replaced, grace period over
+	StatusExpired  Status = "expired"
+	StatusRevoked  Status = "revoked"
+)
+
+// Key is an API key as the server shows it. Pointer fields are nil when the
+// server says null: the key has no such property.
+type Key struct {
+	ID                   string     `json:"id"`
+	ProjectID            string     `json:"project_id"`
+	Name                 string     `json:"name"`
+	KeyPrefix            string     `json:"key_prefix"`
+	Scopes               []string   `json:"scopes"`
+	ExpiresAt            *time.Time `json:"expires_at"`
+	LastUsedAt           *time.Time `json:"last_used_at"`
+	CreatedAt            time.Time  `json:"created_at"`
+	RevokedAt            *time.Time `json:"revoked_at"`
+	ReplacedByKeyID      *string    `json:"replaced_by_key_id"`
+	GraceExpiresAt       *time.Time `json:"grace_expires_at"`
+	EnvironmentID        *string    `json:"environment_id"`
+	RotationIntervalDays *int       `json:"rotation_interval_days"`
+	NextRotationAt       *time.Time `json:"next_rotation_at"`
+	RotationWebhookURL   *string    `json:"rotation_webhook_url"`
+	Status               Status     `json:"status"`
+}
+
+// CreatedKey is the answer to CreateKey: the key, its plaintext and, for a
+// key with a rotation webhook, the webhook's signing secret. Both secrets
+// are shown this once.
+type CreatedKey struct {
+	Key
+	// Secret is the API key itself. apikeyd keeps only its hash.
+	Secret string `json:"key"`
+	// WebhookSecret (whsec_…) signs the rotation webhooks of the key.
+	WebhookSecret string `json:"rotation_webhook_secret,omitempty"`
+}
+
+// UpdatedKey is the answer to UpdateKey. WebhookSecret is set when the
+// change gave the key its first webhook URL.
+type UpdatedKey struct {
+	Key
+	WebhookSecret string `json:"rotation_webhook_secret,omitempty"`
+}
+
+// Rotated is the answer to RotateKey.
+type Rotated struct {
+	OldKeyID  string     `json:"old_key_id"`
+	NewKeyID  string     `json:"new_key_id"`
+	ProjectID string     `json:"project_id"`
+	Name      string     `json:"name"`
+	Secret    string     `json:"key"` // the new key; shown this once
+	KeyPrefix string     `json:"key_prefix"`
+	Scopes    []string   `json:"scopes"`
+	ExpiresAt *time.Time `json:"expires_at"`
+	CreatedAt time.Time  `json:"created_at"`
+	// GraceExpiresAt is when the old key stops working.
+	GraceExpiresAt *time.Time `json:"grace_expires_at"`
+}
+
+// VerifyCode is the verdict on a presented key.
+type VerifyCode string
+
+// Verdicts.
+const (
+	CodeValid               VerifyCode = "VALID"
+	CodeMalformed           VerifyCode = "MALFORMED"
+	CodeNotFound            VerifyCode = "NOT_FOUND"
+	CodeExpired             VerifyCode = "EXPIRED"
+	CodeRevoked             VerifyCode = "REVOKED"
+	CodeRotated             VerifyCode = "ROTATED"
+	CodeInsufficientScope   VerifyCode = "INSUFFICIENT_SCOPE"
+	CodeEnvironmentMismatch VerifyCode = "ENVIRONMENT_MISMATCH"
+)
+
+// Verdict is the answer to Verify. The key's details are set for a key the
+// server knows (every code but MALFORMED and NOT_FOUND); KeyID is empty
+// otherwise.
+type Verdict struct {
+	Valid          bool       `json:"valid"`
+	Code           VerifyCode `json:"code"`
+	KeyID          string     `json:"key_id"`
+	ProjectID      string     `json:"project_id"`
+	EnvironmentID  *string    `json:"environment_id"`
+	Name           string     `json:"name"`
+	Scopes         []string   `json:"scopes"`
+	ExpiresAt      *time.Time `json:"expires_at"`
+	GraceExpiresAt *time.Time `json:"grace_expires_at"`
+}
+
+// MarshalJSON writes the verdict as the server does: only valid and code
+// for an unknown key.
+func (v Verdict) MarshalJSON() ([]byte, error) {
+	type verdict Verdict
+	if v.KeyID == "" {
+		return json.Marshal(struct {
+			Valid bool       `json:"valid"`
+			Code  VerifyCode `json:"code"`
+		}{v.Valid, v.Code})
+	}
+	return json.Marshal(verdict(v))
+}
+
+// AuditEvent is one entry of the audit log: who did what to which key.
+type AuditEvent struct {
+	ID            string         `json:"id"`
+	ProjectID     string         `json:"project_id"`
+	EnvironmentID *string        `json:"environment_id"`
+	KeyID         string         `json:"key_id"`
+	Action        string         `json:"action"`
+	Actor         Actor          `json:"actor"`
+	Details       map[string]any `json:"details"`
+	CreatedAt     time.Time      `json:"created_at"`
+}
+
+// Actor is who caused an audit event: "admin", "api_key" (KeyID says
+// which) or "system" (scheduled rotation).
+type Actor struct {
+	Type  string  `json:"type"`
+	KeyID *string `json:"key_id"`
+}
+
+// CreateParams describe a key to create. Zero fields are left out.
+type CreateParams struct {
+	ProjectID string   `json:"project_id"`
+	Name      string   `json:"name"`
+	Scopes    []string `json:"scopes,omitempty"`
+	// ExpiresInDays or ExpiresAt (not both) give the key an expiry.
+	ExpiresInDays int       `json:"expires_in_days,omitempty"`
+	ExpiresAt     time.Time `json:"expires_at,omitzero"`
+	EnvironmentID string    `json:"environment_id,omitempty"`
+	// RotationIntervalDays schedules automatic rotation; it needs
+	// RotationWebhookURL, which receives the new keys.
+	RotationIntervalDays int    `json:"rotation_interval_days,omitempty"`
+	RotationWebhookURL   string `json:"rotation_webhook_url,omitempty"`
+}
+
+// UpdateParams are the changes to a key. A field left at its zero value is
+// not sent and stays as it is; Value sets it and Null clears it:
+//
+//	client.UpdateParams{Name: client.Value("billing"), ExpiresAt: client.Null[time.Time]()}
+type UpdateParams struct {
+	Name   Field[string]   `json:"name,omitzero"`
+	Scopes Field[[]string] `json:"scopes,omitzero"`
+	// ExpiresAt: Null removes the expiry.
+	ExpiresAt Field[time.Time] `json:"expires_at,omitzero"`
+	// RotationIntervalDays: Null disables scheduled rotation.
+	RotationIntervalDays Field[int] `json:"rotation_interval_days,omitzero"`
+	// RotationWebhookURL: Null removes it (only without a rotation
+	// interval).
+	RotationWebhookURL Field[string] `json:"rotation_webhook_url,omitzero"`
+	// NextRotationAt moves the next scheduled rotation, e.g. to now.
+	NextRotationAt Field[time.Time] `json:"next_rotation_at,omitzero"`
+}
+
+// Field is one field of a partial update: absent (the zero value), a value
+// (Value) or null (Null).
+type Field[T any] struct {
+	value T
+	set   bool
+	null  bool
+}
+
+// Value returns a field set to v. An empty slice clears a list.
+func Value[T any](v T) Field[T] { return Field[T]{value: v, set: true} }
+
+// Null returns a field set to null, which clears it.
+func Null[T any]() Field[T] { return Field[T]{set: true, null: true} }
+
+// IsZero reports whether the field is absent; encoding/json then leaves it
+// out.
+func (f Field[T]) IsZero() bool { return !f.set }
+
+// MarshalJSON writes the value, or null.
+func (f Field[T]) MarshalJSON() ([]byte, error) {
+	if f.null {
+		return []byte("null"), nil
+	}
+	if v := reflect.ValueOf(f.value); v.Kind() == reflect.Slice && v.IsNil() {
+		return []byte("[]"), nil // Value[[]string](nil) means "no scopes", not null
+	}
+	return json.Marshal(f.value)
+}
+
+// RotateParams configure a rotation.
+type RotateParams struct {
+	// GracePeriodMinutes is how long the old key keeps working: nil for the
+	// server's default (60), new(0) to stop it at once, up to 10080.
+	GracePeriodMinutes *int `json:"grace_period_minutes,omitempty"`
+}
+
+// VerifyParams are a presented key and what it must allow.
+type VerifyParams struct {
+	Key string `json:"key"`
+	// Scopes the key must all hold.
+	Scopes []string `json:"scopes,omitempty"`
+	// EnvironmentID, when set, is the environment the key must be bound to.
+	EnvironmentID string `json:"environment_id,omitempty"`
+}
+
+// ListParams select the keys ListKeys returns, newest first.
+type ListParams struct {
+	ProjectID     string
+	EnvironmentID string
+	Status        Status
+	// Limit is the page size (1–1000; 0 means the server's default, 100).
+	Limit int
+	// Cursor starts at a page a previous Page.NextCursor named.
+	Cursor string
+}
+
+// ExpiringParams select the keys ExpiringKeys returns, soonest first.
+type ExpiringParams struct {
+	ProjectID     string
+	EnvironmentID string
+	// WithinDays is the window from now (0 means the server's default, 30).
+	WithinDays int
+	Limit      int
+	Cursor     string
+}
+
+// AuditParams select the events AuditEvents returns, newest first.
+type AuditParams struct {
+	ProjectID     string
+	EnvironmentID string
+	KeyID         string
+	// Action is one of api_key.created, api_key.updated, api_key.revoked,
+	// api_key.rotated, api_key.rotation_failed.
+	Action string
+	Limit  int
+	Cursor string
+}

@@ -1,0 +1,37 @@
+// Package guard protects your own net/http API with apikeyd in a few lines:
+// it reads the bearer key of each request, has apikeyd verify it with the
+// scopes the route needs, and hands the verified identity to your handler.
+//
+//	c, _ := client.New("http://apikeyd.internal:8080", os.Getenv("APIKEYD_VERIFY_TOKEN"))
+//	g := guard.New(c, guard.Options{Environment: "prod"})
+//	mux.Handle("GET /orders", g.Require("orders:read")(listOrders))
+//	mux.Handle("POST /orders", g.Require("orders:write")(createOrder))
+//
+//	func listOrders(w http.ResponseWriter, r *http.Request) {
+//		id, _ := guard.IdentityFrom(r.Context())
+//		… id.ProjectID is the customer, id.KeyID the key they used …
+//	}
+//
+// The client's token is an API key of the project whose keys your API
+// accepts, with the api-keys:verify scope (or the admin token, which
+// verifies keys of every project).
+//
+// Answers, as RFC 9457 problem+json:
+//   - 401 with WWW-Authenticate: Bearer when the key is missing, malformed,
+//     unknown, of another project, expired, revoked, rotated past its grace
+//     period, or bound to another environment than Options.Environment;
+//   - 403 with WWW-Authenticate: Bearer error="insufficient_scope" when the
+//     key is valid but lacks a scope the route requires;
+//   - 503 when apikeyd cannot be reached or refuses the guard's own token
+//     (a configuration error, logged).
+//
+// # Caching
+//
+// By default every request is verified by apikeyd, so a revocation takes
+// effect on the next request. With Options.CacheTTL set, a positive answer
+// is reused for that long (and never past the key's own expiry or the end
+// of its grace period): a revoked key may then keep working in your API for
+// up to CacheTTL. Negative answers are never cached. Entries are keyed by
+// the SHA-256 of the key and the route's requirement, never by the key
+// itself, and at most Options.CacheSize are kept.
+package guard

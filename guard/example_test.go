@@ -1,0 +1,42 @@
+package guard_test
+
+import (
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/apikeyd/apikeyd/client"
+	"github.com/apikeyd/apikeyd/guard"
+)
+
+// Protect two routes of your own API. APIKEYD_VERIFY_TOKEN is a key of your
+// project with the api-keys:verify scope. (Compiled, not run: it serves
+// forever.)
+func Example() {
+	c, err := client.New("http://127.0.0.1:8080", os.Getenv("APIKEYD_VERIFY_TOKEN"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	g := guard.New(c, guard.Options{Environment: "prod", CacheTTL: 10 * time.Second})
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /orders", g.Require("orders:read")(http.HandlerFunc(listOrders)))
+	mux.Handle("POST /orders", g.Require("orders:write")(http.HandlerFunc(createOrder)))
+	log.Fatal(http.ListenAndServe("127.0.0.1:8081", mux))
+}
+
+func listOrders(w http.ResponseWriter, r *http.Request) {
+	id, _ := guard.IdentityFrom(r.Context())
+	fmt.Fprintf(w, "orders of customer %s, seen by key %s (%s)\n", id.ProjectID, id.KeyID, id.Name)
+}
+
+func createOrder(w http.ResponseWriter, r *http.Request) {
+	id, _ := guard.IdentityFrom(r.Context())
+	// Decisions finer than the route's scope are the handler's.
+	if id.HasScope("orders:priority") {
+		w.Header().Set("X-Queue", "priority")
+	}
+	w.WriteHeader(http.StatusCreated)
+}
