@@ -9,8 +9,6 @@ import (
 	"github.com/apikeyd/apikeyd/service"
 )
 
-const identifierPattern = `^[A-Za-z0-9_.:-]+$`
-
 type keyIDPath struct {
 	KeyID string `path:"keyID" maxLength:"64" doc:"Key ID."`
 }
