@@ -116,15 +116,17 @@ func withParam(t testing.TB, u, key, value string) string {
 	return p.String()
 }
 
-// admin runs sql on its own short-lived connection to dbURL.
+// admin runs sql on its own short-lived connection to dbURL, failing t
+// if it fails.
 func admin(t testing.TB, dbURL, sql string) {
 	t.Helper()
-	if err := exec(dbURL, sql); err != nil {
+	if err := run(dbURL, sql); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
 }
 
-func exec(dbURL, sql string) error {
+// run runs sql on its own short-lived connection to dbURL.
+func run(dbURL, sql string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dbURL)
@@ -142,7 +144,7 @@ func exec(dbURL, sql string) error {
 func dropAfter(t testing.TB, base, sql string) {
 	var err error
 	for range 20 {
-		if err = exec(base, sql); err == nil {
+		if err = run(base, sql); err == nil {
 			return
 		}
 		time.Sleep(500 * time.Millisecond)
