@@ -30,6 +30,16 @@ type Store interface {
 	// memory stays flat however many keys there are. fn must not keep k.
 	ScanKeys(ctx context.Context, fn func(k *Key) error) error
 
+	// Delivery returns the delivery with the given ID, or ENOTFOUND.
+	Delivery(ctx context.Context, id string) (*Delivery, error)
+	// NextDeliveryAt returns the earliest instant at which a pending
+	// delivery may be taken by DueDeliveriesForUpdate: the least, over
+	// pending deliveries, of the later of NextAttemptAt and LeasedUntil
+	// (an unset LeasedUntil counts as no lease). It returns the zero time
+	// when no delivery is pending. The scheduler sleeps until then instead
+	// of opening write transactions to find nothing.
+	NextDeliveryAt(ctx context.Context) (time.Time, error)
+
 	// Update runs fn inside one write transaction and commits when fn returns
 	// nil. A nil return from Update means the change is durable. fn may be
 	// called again if the backend asks for a retry, so it must have no side
@@ -67,6 +77,60 @@ type Tx interface {
 	UpdateKey(ctx context.Context, k *Key) error
 	// InsertAuditEvent appends an event to the audit log.
 	InsertAuditEvent(ctx context.Context, e *AuditEvent) error
+
+	// DueKeysForUpdate returns up to limit keys whose scheduled rotation has
+	// come at now, and locks them as KeyForUpdate does. A key is due when
+	// all of these hold:
+	//   - next_rotation_at is set and not after now;
+	//   - rotation_interval_days is set and rotation_webhook_url is not empty;
+	//   - it is not revoked, not replaced (replaced_by_key_id unset) and not
+	//     expired at now (expires_at unset or after now);
+	//   - no pending delivery has it as KeyID.
+	// Keys come oldest due first: next_rotation_at, then ID, ascending; the
+	// limit bounds the batch so that one claim stays short.
+	//
+	// Keys locked by a concurrent transaction are skipped, not waited for,
+	// so that concurrent schedulers split the due keys between them instead
+	// of queueing behind each other (PostgreSQL: SELECT … ORDER BY
+	// next_rotation_at, id LIMIT n FOR UPDATE SKIP LOCKED; SQLite has one
+	// writer and needs nothing). A key that a transaction committed after
+	// this one started must be judged by its committed state: PostgreSQL's
+	// READ COMMITTED re-checks the WHERE clause of a locked row that changed,
+	// which is why the scheduler, in the same transaction, makes every key
+	// it takes no longer due (it clears next_rotation_at with UpdateKey and
+	// inserts the key's pending delivery).
+	DueKeysForUpdate(ctx context.Context, now time.Time, limit int) ([]*Key, error)
+
+	// InsertDelivery adds a delivery to the outbox, every field as given.
+	// ECONFLICT if its ID exists already, or if it is pending and another
+	// pending delivery has the same KeyID: a key has at most one rotation
+	// in flight (a unique index over key_id of pending deliveries, so that
+	// the guarantee does not depend on the claim query alone). KeyID and
+	// ReplacementKeyID must name existing keys.
+	InsertDelivery(ctx context.Context, d *Delivery) error
+
+	// DueDeliveriesForUpdate returns up to limit pending deliveries that a
+	// worker may attempt at now — NextAttemptAt not after now and no lease
+	// in force (LeasedUntil unset or not after now) — and locks them as
+	// DeliveryForUpdate does, soonest first: NextAttemptAt, then ID,
+	// ascending. Deliveries locked by a concurrent transaction are skipped,
+	// not waited for (PostgreSQL: FOR UPDATE SKIP LOCKED). The caller
+	// leases what it takes (sets LeasedUntil with UpdateDelivery) in the
+	// same transaction, so that a concurrent worker re-checking the
+	// committed row finds it leased.
+	DueDeliveriesForUpdate(ctx context.Context, now time.Time, limit int) ([]*Delivery, error)
+
+	// DeliveryForUpdate returns the delivery with the given ID and locks it
+	// until the transaction ends. ENOTFOUND if there is none.
+	DeliveryForUpdate(ctx context.Context, id string) (*Delivery, error)
+
+	// UpdateDelivery writes the mutable fields of d — state, payload,
+	// attempts, next_attempt_at, leased_until, last_error and updated_at.
+	// ID, key IDs and created_at never change. ENOTFOUND if the delivery
+	// does not exist; ECONFLICT if the change would give a key a second
+	// pending delivery. Callers hold the row's lock (DeliveryForUpdate or
+	// DueDeliveriesForUpdate), so there is no version check.
+	UpdateDelivery(ctx context.Context, d *Delivery) error
 }
 
 // Cursor marks a position in a listing: the sort time and ID of the last

@@ -19,6 +19,7 @@ import (
 	"github.com/apikeyd/apikeyd/lastused"
 	"github.com/apikeyd/apikeyd/metrics"
 	"github.com/apikeyd/apikeyd/postgres"
+	"github.com/apikeyd/apikeyd/rotation"
 	"github.com/apikeyd/apikeyd/seal"
 	"github.com/apikeyd/apikeyd/service"
 	"github.com/apikeyd/apikeyd/sqlite"
@@ -38,6 +39,7 @@ type Server struct {
 	svc     *service.Service
 	api     *api.API
 	http    *http.Server
+	rotator *rotation.Scheduler
 
 	ln     net.Listener
 	cancel context.CancelFunc
@@ -62,18 +64,34 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	s := &Server{cfg: cfg, log: log, store: store, usage: lastused.New(store), metrics: metrics.New()}
 	s.usage.OnFlush = s.metrics.LastUsedFlush
+	webhooks := webhook.Policy{Insecure: cfg.InsecureWebhooks}
 	s.svc, err = service.New(service.Options{
 		Store:      store,
 		Usage:      s.usage,
 		Box:        box,
 		AdminToken: secrets.adminToken,
 		KeyPrefix:  cfg.KeyPrefix,
-		Webhooks:   webhook.Policy{Insecure: cfg.InsecureWebhooks},
+		Webhooks:   webhooks,
 	})
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
+	if cfg.InsecureWebhooks {
+		log.Warn("insecure webhooks: rotation webhooks may use http:// and reach private and loopback addresses")
+	}
+	s.rotator = rotation.New(rotation.Options{
+		Service: s.svc,
+		Sender:  webhook.NewClient(webhooks),
+		Policy: service.RotationPolicy{
+			Grace:       cfg.AutoRotationGrace,
+			Backoff:     cfg.WebhookBackoff,
+			MaxAttempts: cfg.WebhookMaxAttempts,
+		},
+		Interval: cfg.RotationCheckInterval,
+		Metrics:  s.metrics,
+		Logger:   log,
+	})
 	s.api = api.New(api.Options{
 		Service:           s.svc,
 		Logger:            log,
@@ -130,6 +148,7 @@ func (s *Server) Start(ctx context.Context) error {
 			s.log.Warn("last_used_at flush failed; kept for the next one", "err", err)
 		})
 	}()
+	s.rotator.Start(jobs)
 	s.served = make(chan error, 1)
 	go func() { s.served <- s.http.Serve(ln) }()
 	s.log.Info("listening", "addr", ln.Addr().String(), "version", Version)
@@ -140,14 +159,15 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Shutdown stops taking requests, waits for those in flight (until ctx
-// ends), stops background jobs, writes buffered last uses and closes the
-// store.
+// ends), stops background jobs (the rotation scheduler finishes the webhook
+// attempts it has started), writes buffered last uses and closes the store.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
 	if s.cancel != nil {
 		s.cancel()
 	}
 	s.jobs.Wait()
+	s.rotator.Wait()
 	if ferr := s.usage.Flush(context.WithoutCancel(ctx)); ferr != nil {
 		err = errors.Join(err, fmt.Errorf("flush last uses: %w", ferr))
 	}

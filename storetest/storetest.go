@@ -54,6 +54,15 @@ func Run(t *testing.T, open func(t *testing.T) apikey.Store) {
 		{"ScanKeys", testScanKeys},
 		{"TouchKeys", testTouchKeys},
 		{"Ping", testPing},
+		{"InsertDelivery", testInsertDelivery},
+		{"InsertDeliveryConflict", testInsertDeliveryConflict},
+		{"DeliveryNotFound", testDeliveryNotFound},
+		{"UpdateDelivery", testUpdateDelivery},
+		{"DueKeys", testDueKeys},
+		{"DueKeysConcurrent", testDueKeysConcurrent},
+		{"DueDeliveries", testDueDeliveries},
+		{"DueDeliveriesConcurrent", testDueDeliveriesConcurrent},
+		{"NextDeliveryAt", testNextDeliveryAt},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
