@@ -35,6 +35,22 @@
 // (fn may be called more than once, as the apikey.Store contract allows). A
 // COMMIT without an answer is never retried: it may have committed.
 //
+// # Scheduled rotation across replicas
+//
+// Every replica runs the rotation scheduler; each due rotation is still
+// claimed exactly once. Tx.DueKeysForUpdate and Tx.DueDeliveriesForUpdate
+// read with SELECT … ORDER BY … LIMIT n FOR UPDATE SKIP LOCKED: rows that
+// another replica's transaction holds are skipped rather than waited for,
+// so the replicas split the due work between them. A row that another
+// transaction changed and committed after the statement began is judged
+// again in its committed version (READ COMMITTED's re-check), and the
+// scheduler makes what it takes no longer match in the same transaction —
+// a claimed key loses its next_rotation_at, a leased delivery gets a
+// leased_until — so a second replica never takes it again. Behind the
+// queries, a unique index over the key of pending deliveries
+// (deliveries_pending_key) refuses a second rotation in flight for a key
+// with ECONFLICT, whatever a query missed.
+//
 // A nil error from Update means PostgreSQL acknowledged the COMMIT, which
 // with the default synchronous_commit=on means the change is on disk.
 //
