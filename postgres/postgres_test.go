@@ -290,8 +290,12 @@ func TestUpdateRetriesDeadlock(t *testing.T) {
 			t.Errorf("Update %d: %v", i, err)
 		}
 	}
-	if calls != 3 {
-		t.Errorf("fn called %d times, want 3 (one transaction retried once)", calls)
+	// Usually one retry settles it. On a busy machine the victim's retry
+	// can relock its first key before the survivor, woken by the abort,
+	// takes it: the same deadlock again, and another retry. Both must
+	// succeed all the same.
+	if calls < 3 {
+		t.Errorf("fn called %d times, want at least 3 (the transaction rolled back by the deadlock run again)", calls)
 	}
 	ka, kb := mustKey(t, s, a.ID), mustKey(t, s, b.ID)
 	if ka.Name != kb.Name || ka.Version != 3 || kb.Version != 3 {
