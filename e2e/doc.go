@@ -3,4 +3,12 @@
 // directory, and drive it over HTTP: signals, restarts and kill -9 included.
 // Everything the servers print is captured and searched for every key and
 // secret they issued.
+//
+// Every test runs on each backend: on SQLite, then, when
+// APIKEYD_TEST_DATABASE_URL names a PostgreSQL database (always under
+// CI=true), once more with each server on a fresh database of that server
+// and its secrets given in APIKEYD_ADMIN_TOKEN and APIKEYD_MASTER_KEY.
+// TestMain runs the whole suite once per backend; failures name the backend
+// in the log of the server they started. TestPostgresOutage, which stops
+// the PostgreSQL server, runs in the PostgreSQL pass only.
 package e2e

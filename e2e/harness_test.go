@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,10 +19,37 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/apikeyd/apikeyd/postgres/pgtest"
 )
 
 // binary is the apikeyd executable under test, built once by TestMain.
 var binary string
+
+// Backends the suite runs on.
+const (
+	backendSQLite   = "sqlite"
+	backendPostgres = "postgres"
+)
+
+// backend is the store of the servers that startServer starts. TestMain
+// runs every test once per backend: on SQLite always, then on PostgreSQL
+// when APIKEYD_TEST_DATABASE_URL is set (required under CI=true).
+var backend string
+
+// backends returns the backends to run the suite on, or an error when CI
+// requires PostgreSQL and has no database for it.
+func backends() ([]string, error) {
+	pgURL, required := pgtest.Lookup()
+	switch {
+	case pgURL != "":
+		return []string{backendSQLite, backendPostgres}, nil
+	case required:
+		return nil, fmt.Errorf("%s is not set, and CI=true: the end-to-end suite must also run on PostgreSQL (see .ci/run)", pgtest.EnvURL)
+	}
+	fmt.Fprintf(os.Stderr, "e2e: %s is not set: running on SQLite only\n", pgtest.EnvURL)
+	return []string{backendSQLite}, nil
+}
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "apikeyd-e2e-")
@@ -38,7 +68,20 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build apikeyd:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	list, err := backends()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	code := 0
+	for _, b := range list {
+		backend = b
+		fmt.Fprintf(os.Stderr, "e2e: === backend %s\n", b)
+		if c := m.Run(); c != 0 {
+			fmt.Fprintf(os.Stderr, "e2e: FAIL on backend %s\n", b)
+			code = c
+		}
+	}
 	if code == 0 {
 		code = secrets.scanAll()
 	}
@@ -119,9 +162,14 @@ func (o *output) String() string {
 // server is one apikeyd process and the state it keeps between restarts.
 type server struct {
 	t       *testing.T
+	backend string
 	dataDir string
-	args    []string
-	env     []string
+	// dbURL is the server's PostgreSQL database, created for it unless
+	// it is a replica of another server.
+	dbURL     string
+	masterKey string
+	args      []string
+	env       []string
 
 	cmd    *exec.Cmd
 	out    *output
@@ -136,37 +184,102 @@ type option func(*server)
 // withArgs adds command-line flags.
 func withArgs(args ...string) option { return func(s *server) { s.args = append(s.args, args...) } }
 
-// startServer starts apikeyd on a fresh data directory and waits until it is
-// ready. It is stopped when the test ends.
+// replicaOf makes the server a replica of another: on PostgreSQL, it
+// shares the other's database and secrets.
+func replicaOf(other *server) option {
+	return func(s *server) {
+		if s.backend != backendPostgres {
+			s.t.Fatal("replicaOf needs the postgres backend")
+		}
+		s.dbURL, s.Admin, s.masterKey = other.dbURL, other.Admin, other.masterKey
+	}
+}
+
+// sameStore makes the server share another's store, whatever the backend:
+// its SQLite file (two processes on one file) or its PostgreSQL database
+// (replicaOf).
+func sameStore(other *server) option {
+	return func(s *server) {
+		if s.backend == backendPostgres {
+			replicaOf(other)(s)
+			return
+		}
+		s.dataDir = other.dataDir
+	}
+}
+
+// startServer starts apikeyd on a fresh data directory (on SQLite) or a
+// fresh database (on PostgreSQL), as the test-wide backend says, and waits
+// until it is ready. It is stopped when the test ends.
 func startServer(t *testing.T, opts ...option) *server {
 	t.Helper()
-	s := &server{t: t, dataDir: filepath.Join(t.TempDir(), "data")}
+	s := &server{t: t, backend: backend, dataDir: filepath.Join(t.TempDir(), "data")}
 	// Tests share 127.0.0.1 and some fail authentication on purpose; only
 	// the rate-limit test runs with the real default.
 	s.args = []string{"--auth-failure-burst", "100000", "--last-used-flush", "200ms"}
 	for _, o := range opts {
 		o(s)
 	}
+	if s.backend == backendPostgres {
+		// PostgreSQL mode generates no secrets: every replica must be
+		// given the same ones.
+		if s.dbURL == "" {
+			s.dbURL = pgtest.Database(t) // dropped after the server is killed
+			s.Admin = "e2e-admin-" + randomHex(t, 16)
+			s.masterKey = base64.StdEncoding.EncodeToString(randomBytes(t, 32))
+		}
+		s.env = append([]string{"APIKEYD_DATABASE_URL=" + s.dbURL, "APIKEYD_ADMIN_TOKEN=" + s.Admin, "APIKEYD_MASTER_KEY=" + s.masterKey}, s.env...)
+		secrets.add("admin token", s.Admin)
+		secrets.add("master key", s.masterKey)
+	}
+	t.Logf("starting apikeyd on %s", s.backend)
 	s.start()
 	t.Cleanup(func() {
 		if s.cmd != nil && s.cmd.ProcessState == nil {
 			s.stop(syscall.SIGKILL)
 		}
 	})
-	tok, err := os.ReadFile(filepath.Join(s.dataDir, "admin.token"))
-	if err != nil {
-		t.Fatalf("read admin token: %v", err)
+	if s.backend == backendSQLite {
+		tok, err := os.ReadFile(filepath.Join(s.dataDir, "admin.token"))
+		if err != nil {
+			t.Fatalf("read admin token: %v", err)
+		}
+		s.Admin = strings.TrimSpace(string(tok))
+		secrets.add("admin token", s.Admin)
 	}
-	s.Admin = strings.TrimSpace(string(tok))
-	secrets.add("admin token", s.Admin)
 	return s
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func randomHex(t *testing.T, n int) string { return hex.EncodeToString(randomBytes(t, n)) }
+
+// serverEnv is the environment of a server: the test's, without apikeyd
+// settings that the developer's shell may hold (the server must see only
+// what the harness gives it), plus extra.
+func serverEnv(extra []string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "APIKEYD_") && !strings.HasPrefix(kv, "APIKEYD_TEST_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, extra...)
 }
 
 func (s *server) start() {
 	s.t.Helper()
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", s.dataDir, "--log-format", "json", "--log-level", "debug"}, s.args...)
 	s.cmd = exec.Command(binary, args...)
-	s.cmd.Env = append(os.Environ(), s.env...)
+	s.cmd.Env = serverEnv(s.env)
 	s.out = &output{}
 	secrets.track(s.out)
 	stdout, err := s.cmd.StdoutPipe()

@@ -17,10 +17,6 @@ import (
 	"github.com/apikeyd/apikeyd/webhook"
 )
 
-// withDataDir runs the server on an existing data directory, such as the
-// one of another running server.
-func withDataDir(dir string) option { return func(s *server) { s.dataDir = dir } }
-
 // fastRotation makes scheduled rotation quick enough to watch, against a
 // receiver on loopback.
 func fastRotation(extra ...string) option {
@@ -314,12 +310,12 @@ func TestScheduledRotationSIGKILL(t *testing.T) {
 }
 
 // TestScheduledRotationTwoProcesses runs two apikeyd processes on one
-// SQLite file with 50 keys coming due at once: 50 deliveries, 50
-// replacements, no key rotated twice.
+// store (one SQLite file, or one PostgreSQL database) with 50 keys coming
+// due at once: 50 deliveries, 50 replacements, no key rotated twice.
 func TestScheduledRotationTwoProcesses(t *testing.T) {
 	const n = 50
 	a := startServer(t, fastRotation("--rotation-check-interval", "100ms"))
-	b := startServer(t, fastRotation("--rotation-check-interval", "100ms"), withDataDir(a.dataDir))
+	b := startServer(t, fastRotation("--rotation-check-interval", "100ms"), sameStore(a))
 	rc := newReceiver(t, func(int, *http.Request) int { return http.StatusOK })
 	whsec := map[string]string{}
 	var ids []string

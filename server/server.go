@@ -18,6 +18,7 @@ import (
 	"github.com/apikeyd/apikeyd/config"
 	"github.com/apikeyd/apikeyd/lastused"
 	"github.com/apikeyd/apikeyd/metrics"
+	"github.com/apikeyd/apikeyd/postgres"
 	"github.com/apikeyd/apikeyd/rotation"
 	"github.com/apikeyd/apikeyd/seal"
 	"github.com/apikeyd/apikeyd/service"
@@ -113,9 +114,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	return s, nil
 }
 
+// openStore opens PostgreSQL when the config has a database URL, and the
+// SQLite file in the data directory otherwise.
 func openStore(ctx context.Context, cfg config.Config) (apikey.Store, error) {
 	if cfg.Postgres() {
-		return nil, errors.New("PostgreSQL is not supported by this build")
+		st, err := postgres.Open(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres store: %w", err)
+		}
+		return st, nil
 	}
 	path := dataPath(cfg, "apikeyd.db")
 	st, err := sqlite.Open(ctx, path)

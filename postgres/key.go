@@ -1,0 +1,278 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/apikeyd/apikeyd/apikey"
+)
+
+// keyColumns are the columns scanKey reads, in its order.
+const keyColumns = `id, project_id, COALESCE(environment_id, ''), name, key_prefix, key_hash, scopes,
+	expires_at, last_used_at, created_at, updated_at, revoked_at,
+	COALESCE(replaced_by_key_id, ''), grace_expires_at, COALESCE(replaces_key_id, ''),
+	COALESCE(rotation_interval_days, 0), next_rotation_at, COALESCE(rotation_webhook_url, ''),
+	webhook_secret_sealed, version`
+
+// selectKey starts a query for keys.
+const selectKey = "SELECT " + keyColumns + " FROM keys "
+
+// statusSQL is a key's status at the instant of the placeholder now,
+// decided in the same order as apikey.Key.Status. NULL comparisons are not
+// true, so an unset expires_at never expires and an unset grace_expires_at
+// is already over.
+func statusSQL(now string) string {
+	return `CASE
+	WHEN revoked_at IS NOT NULL THEN 'revoked'
+	WHEN expires_at <= ` + now + ` THEN 'expired'
+	WHEN replaced_by_key_id IS NULL THEN 'active'
+	WHEN grace_expires_at > ` + now + ` THEN 'rotating'
+	ELSE 'rotated' END`
+}
+
+// scanPage is how many keys ScanKeys reads at a time.
+const scanPage = 1000
+
+func scanKey(row pgx.Row) (*apikey.Key, error) {
+	var k apikey.Key
+	var hash []byte
+	err := row.Scan(&k.ID, &k.ProjectID, &k.EnvironmentID, &k.Name, &k.KeyPrefix, &hash, &k.Scopes,
+		(*tstz)(&k.ExpiresAt), (*tstz)(&k.LastUsedAt), (*tstz)(&k.CreatedAt), (*tstz)(&k.UpdatedAt), (*tstz)(&k.RevokedAt),
+		&k.ReplacedByKeyID, (*tstz)(&k.GraceExpiresAt), &k.ReplacesKeyID,
+		&k.RotationIntervalDays, (*tstz)(&k.NextRotationAt), &k.RotationWebhookURL,
+		&k.WebhookSecretSealed, &k.Version)
+	if err != nil {
+		return nil, err
+	}
+	if len(hash) != len(k.Hash) {
+		return nil, fmt.Errorf("key %s: hash of %d bytes", k.ID, len(hash))
+	}
+	copy(k.Hash[:], hash)
+	if k.Scopes == nil {
+		k.Scopes = []string{}
+	}
+	return &k, nil
+}
+
+// scopes returns the scopes to store: never NULL.
+func scopes(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// oneKey reads the key of a single-row query.
+func oneKey(ctx context.Context, q querier, op, query string, args ...any) (*apikey.Key, error) {
+	k, err := scanKey(q.QueryRow(ctx, query, args...))
+	if err != nil {
+		return nil, dbError(op, err)
+	}
+	return k, nil
+}
+
+// Key returns the key with the given ID, or ENOTFOUND.
+func (s *Store) Key(ctx context.Context, id string) (*apikey.Key, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	return oneKey(ctx, s.pool, "get key", selectKey+"WHERE id = $1", id)
+}
+
+// KeyByHash returns the key stored under h, or ENOTFOUND.
+func (s *Store) KeyByHash(ctx context.Context, h apikey.Hash) (*apikey.Key, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	return oneKey(ctx, s.pool, "get key by hash", selectKey+"WHERE key_hash = $1", h[:])
+}
+
+// Keys lists a project's keys newest first.
+func (s *Store) Keys(ctx context.Context, f apikey.KeyFilter) ([]*apikey.Key, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	var c conds
+	c.and("project_id = " + c.arg(f.ProjectID))
+	if f.EnvironmentID != "" {
+		c.and("environment_id = " + c.arg(f.EnvironmentID))
+	}
+	if f.Status != "" {
+		c.and(statusSQL(c.arg(tstz(f.Now))) + " = " + c.arg(string(f.Status)))
+	}
+	if f.After != nil {
+		c.and(fmt.Sprintf("(created_at, id) < (%s, %s)", c.arg(tstz(f.After.Time)), c.arg(f.After.ID)))
+	}
+	keys, err := queryAll(ctx, s.pool, scanKey, selectKey+"WHERE "+c.String()+
+		" ORDER BY created_at DESC, id DESC LIMIT "+c.arg(limit(f.Limit)), c.args...)
+	if err != nil {
+		return nil, dbError("list keys", err)
+	}
+	return keys, nil
+}
+
+// ExpiringKeys lists the keys of a project that are usable at f.Now and
+// expire no later than f.Before, soonest first.
+func (s *Store) ExpiringKeys(ctx context.Context, f apikey.ExpiringFilter) ([]*apikey.Key, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	var c conds
+	c.and("project_id = " + c.arg(f.ProjectID))
+	if f.EnvironmentID != "" {
+		c.and("environment_id = " + c.arg(f.EnvironmentID))
+	}
+	now := c.arg(tstz(f.Now))
+	c.and(fmt.Sprintf("expires_at > %s AND expires_at <= %s", now, c.arg(tstz(f.Before))))
+	c.and(fmt.Sprintf("revoked_at IS NULL AND (replaced_by_key_id IS NULL OR grace_expires_at > %s)", now))
+	if f.After != nil {
+		c.and(fmt.Sprintf("(expires_at, id) > (%s, %s)", c.arg(tstz(f.After.Time)), c.arg(f.After.ID)))
+	}
+	keys, err := queryAll(ctx, s.pool, scanKey, selectKey+"WHERE "+c.String()+
+		" ORDER BY expires_at, id LIMIT "+c.arg(limit(f.Limit)), c.args...)
+	if err != nil {
+		return nil, dbError("list expiring keys", err)
+	}
+	return keys, nil
+}
+
+// ScanKeys calls fn for every key in ID order, reading scanPage keys at a
+// time, each page bounded on its own. A page is read before fn sees its
+// keys, so fn may use the store.
+func (s *Store) ScanKeys(ctx context.Context, fn func(k *apikey.Key) error) error {
+	after := ""
+	for {
+		keys, err := s.scanPage(ctx, after)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := fn(k); err != nil {
+				return err
+			}
+		}
+		if len(keys) < scanPage {
+			return nil
+		}
+		after = keys[len(keys)-1].ID
+	}
+}
+
+func (s *Store) scanPage(ctx context.Context, after string) ([]*apikey.Key, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	keys, err := queryAll(ctx, s.pool, scanKey, selectKey+"WHERE id > $1 ORDER BY id LIMIT $2", after, scanPage)
+	if err != nil {
+		return nil, dbError("scan keys", err)
+	}
+	return keys, nil
+}
+
+// TouchKeys moves last_used_at forward in one statement. Replicas flush
+// overlapping batches concurrently; the rows are locked in ID order so that
+// two batches cannot deadlock, and a batch is idempotent, so it is simply
+// run again if PostgreSQL reports a deadlock anyway.
+func (s *Store) TouchKeys(ctx context.Context, uses []apikey.KeyUse) error {
+	if len(uses) == 0 {
+		return nil
+	}
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	latest := make(map[string]time.Time, len(uses))
+	for _, u := range uses {
+		if at := micro(u.At); at.After(latest[u.KeyID]) {
+			latest[u.KeyID] = at
+		}
+	}
+	ids := make([]string, 0, len(latest))
+	for id := range latest {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	ats := make([]time.Time, len(ids))
+	for i, id := range ids {
+		ats[i] = latest[id]
+	}
+	const touch = `WITH u AS (
+			SELECT * FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at)
+		), locked AS (
+			SELECT k.id, u.at FROM keys k JOIN u ON k.id = u.id
+			WHERE k.last_used_at IS NULL OR k.last_used_at < u.at
+			ORDER BY k.id FOR UPDATE OF k
+		)
+		UPDATE keys k SET last_used_at = locked.at FROM locked
+		WHERE k.id = locked.id AND (k.last_used_at IS NULL OR k.last_used_at < locked.at)`
+	var err error
+	for range updateAttempts {
+		if _, err = s.pool.Exec(ctx, touch, ids, ats); !serializationFailure(err) {
+			break
+		}
+	}
+	if err != nil {
+		return dbError("touch keys", err)
+	}
+	return nil
+}
+
+// KeyForUpdate returns the key with the given ID and locks its row until
+// the transaction ends. A concurrent KeyForUpdate of the same key waits,
+// then reads the row as the first transaction left it.
+func (t *tx) KeyForUpdate(ctx context.Context, id string) (*apikey.Key, error) {
+	k, err := scanKey(t.tx.QueryRow(ctx, selectKey+"WHERE id = $1 FOR UPDATE", id))
+	if err != nil {
+		return nil, t.fail("get key for update", err)
+	}
+	return k, nil
+}
+
+// InsertKey stores k with Version 1 and sets k.Version to match.
+func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
+	_, err := t.tx.Exec(ctx, `INSERT INTO keys (
+		id, project_id, environment_id, name, key_prefix, key_hash, scopes,
+		expires_at, last_used_at, created_at, updated_at, revoked_at,
+		replaced_by_key_id, grace_expires_at, replaces_key_id,
+		rotation_interval_days, next_rotation_at, rotation_webhook_url,
+		webhook_secret_sealed, version
+	) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, 1)`,
+		k.ID, k.ProjectID, orNull(k.EnvironmentID), k.Name, k.KeyPrefix, k.Hash[:], scopes(k.Scopes),
+		tstz(k.ExpiresAt), tstz(k.LastUsedAt), tstz(k.CreatedAt), tstz(k.UpdatedAt), tstz(k.RevokedAt),
+		orNull(k.ReplacedByKeyID), tstz(k.GraceExpiresAt), orNull(k.ReplacesKeyID),
+		orNull(k.RotationIntervalDays), tstz(k.NextRotationAt), orNull(k.RotationWebhookURL),
+		k.WebhookSecretSealed)
+	if err != nil {
+		return t.fail("insert key", err)
+	}
+	k.Version = 1
+	return nil
+}
+
+// UpdateKey writes the mutable fields of k if its stored version is still
+// k.Version, and sets k.Version to the new one.
+func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
+	err := t.tx.QueryRow(ctx, `UPDATE keys SET
+		name = $1, scopes = $2, expires_at = $3, revoked_at = $4,
+		replaced_by_key_id = $5, grace_expires_at = $6, replaces_key_id = $7,
+		rotation_interval_days = $8, next_rotation_at = $9, rotation_webhook_url = $10,
+		webhook_secret_sealed = $11, updated_at = $12, version = version + 1
+		WHERE id = $13 AND version = $14 RETURNING version`,
+		k.Name, scopes(k.Scopes), tstz(k.ExpiresAt), tstz(k.RevokedAt),
+		orNull(k.ReplacedByKeyID), tstz(k.GraceExpiresAt), orNull(k.ReplacesKeyID),
+		orNull(k.RotationIntervalDays), tstz(k.NextRotationAt), orNull(k.RotationWebhookURL),
+		k.WebhookSecretSealed, tstz(k.UpdatedAt),
+		k.ID, k.Version).Scan(&k.Version)
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, pgx.ErrNoRows):
+		return t.fail("update key", err)
+	}
+	var exists bool
+	if err := t.tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM keys WHERE id = $1)", k.ID).Scan(&exists); err != nil {
+		return t.fail("update key", err)
+	}
+	if !exists {
+		return fmt.Errorf("update key: %w", apikey.ErrNotFound)
+	}
+	return &apikey.Error{Code: apikey.ECONFLICT, Message: "the key has changed since it was read"}
+}

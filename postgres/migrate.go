@@ -1,0 +1,127 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// migrations holds the schema changes, named <version>_<what>.sql. (Sub
+// fails only for an invalid directory name.)
+var migrations, _ = fs.Sub(migrationFiles, "migrations")
+
+// migrationLock is the first half of the advisory lock key that serialises
+// migrations ("apkd"); the second half is the hash of the schema migrated,
+// so that deployments in different schemas of one database do not wait for
+// each other.
+const migrationLock = 0x61706b64
+
+// migration is one schema change.
+type migration struct {
+	version int
+	name    string
+}
+
+// migrate applies the migrations in fsys that the database has not recorded
+// yet, in version order, each in its own transaction together with its row
+// in schema_migrations, so a failed one leaves nothing behind.
+//
+// It works on a connection of its own, which holds a session advisory lock
+// from before schema_migrations is created until the last migration has
+// committed: replicas starting at once take turns, and each finds the
+// migrations recorded by the one before. A replica that dies mid-migration
+// loses its session, and with it the lock. The connection has no statement
+// or lock timeout, since a migration of a large table may take long; ctx
+// bounds the whole.
+func migrate(ctx context.Context, cc *pgx.ConnConfig, fsys fs.FS) error {
+	list, err := readMigrations(fsys)
+	if err != nil {
+		return err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc.Copy())
+	if err != nil {
+		return dbError("connect", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+
+	if _, err := conn.Exec(ctx, "SET statement_timeout = 0; SET lock_timeout = 0"); err != nil {
+		return dbError("migrate", err)
+	}
+	var schema *string
+	if err := conn.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		return dbError("migrate", err)
+	}
+	if schema == nil {
+		return errors.New("migrate: no schema to create tables in: check the search_path of the database URL")
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, hashtext($2))", migrationLock, *schema); err != nil {
+		return dbError("migrate: take the migration lock", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1, hashtext($2))", migrationLock, *schema)
+
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    integer PRIMARY KEY,
+		applied_at timestamptz NOT NULL DEFAULT now()
+	)`); err != nil {
+		return dbError("create schema_migrations", err)
+	}
+	for _, m := range list {
+		script, err := fs.ReadFile(fsys, m.name)
+		if err != nil {
+			return fmt.Errorf("read migration: %w", err)
+		}
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			var applied bool
+			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)", m.version).Scan(&applied); err != nil || applied {
+				return err
+			}
+			// Without arguments, pgx sends the script as one simple query,
+			// so it may hold several statements.
+			if _, err := tx.Exec(ctx, string(script)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", m.version)
+			return err
+		})
+		if err != nil {
+			return dbError("migration "+m.name, err)
+		}
+	}
+	return nil
+}
+
+// readMigrations lists the .sql files of fsys by version, rejecting names
+// without a version and versions used twice.
+func readMigrations(fsys fs.FS) ([]migration, error) {
+	names, err := fs.Glob(fsys, "*.sql")
+	if err != nil {
+		return nil, fmt.Errorf("list migrations: %w", err)
+	}
+	list := make([]migration, len(names))
+	for i, name := range names {
+		prefix, _, _ := strings.Cut(name, "_")
+		v, err := strconv.Atoi(prefix)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: name does not start with a version", name)
+		}
+		list[i] = migration{v, name}
+	}
+	slices.SortFunc(list, func(a, b migration) int { return cmp.Compare(a.version, b.version) })
+	for i := 1; i < len(list); i++ {
+		if list[i].version == list[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s have the same version", list[i-1].name, list[i].name)
+		}
+	}
+	return list, nil
+}

@@ -1,0 +1,72 @@
+package server
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/apikeyd/apikeyd/config"
+	"github.com/apikeyd/apikeyd/postgres"
+	"github.com/apikeyd/apikeyd/postgres/pgtest"
+	"github.com/apikeyd/apikeyd/seal"
+)
+
+// load builds a Config as `apikeyd serve` would from the environment env.
+func load(t *testing.T, env map[string]string) config.Config {
+	t.Helper()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	config.RegisterFlags(fs)
+	cfg, err := config.Load(fs, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestPostgres checks that a database URL selects the PostgreSQL store,
+// with the secrets from the config and nothing written to the data
+// directory.
+func TestPostgres(t *testing.T) {
+	dbURL := pgtest.Schema(t)
+	mk, err := seal.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(t.TempDir(), "data")
+	cfg := load(t, map[string]string{
+		"APIKEYD_ADDR":         "127.0.0.1:0",
+		"APIKEYD_DATA_DIR":     dataDir,
+		"APIKEYD_DATABASE_URL": dbURL,
+		"APIKEYD_ADMIN_TOKEN":  "an-admin-token-for-tests",
+		"APIKEYD_MASTER_KEY":   mk,
+	})
+	s, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(t.Context())
+	if _, ok := s.store.(*postgres.Store); !ok {
+		t.Fatalf("store is a %T, want *postgres.Store", s.store)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get("http://" + s.Addr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/readyz: %d", resp.StatusCode)
+	}
+	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+		t.Errorf("PostgreSQL mode touched the data directory: %v", err)
+	}
+}
