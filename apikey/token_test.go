@@ -127,3 +127,16 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckAllocs: checking and hashing a presented key, done for every
+// verification and bearer, allocate nothing.
+func TestCheckAllocs(t *testing.T) {
+	s, _ := GenerateKey("sk")
+	if n := testing.AllocsPerRun(100, func() {
+		if !ParseKey(s.Plaintext) || HashKey(s.Plaintext) != s.Hash {
+			t.Fatal("wrong answer")
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations, want 0", n)
+	}
+}
