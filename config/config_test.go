@@ -96,11 +96,11 @@ func TestLoadErr(t *testing.T) {
 		"ErrAdminTokenShort": {nil, map[string]string{"APIKEYD_ADMIN_TOKEN": "short"}, []string{"APIKEYD_ADMIN_TOKEN"}},
 		"ErrPostgresSecrets": {nil, map[string]string{"APIKEYD_DATABASE_URL": "postgres://localhost/test"},
 			[]string{"APIKEYD_ADMIN_TOKEN: is required with PostgreSQL", "APIKEYD_MASTER_KEY: is required with PostgreSQL"}},
-		"ErrDatabaseURL":  {nil, map[string]string{"APIKEYD_DATABASE_URL": "mysql://x", "APIKEYD_ADMIN_TOKEN": "a-long-enough-admin-token", "APIKEYD_MASTER_KEY": goodKey}, []string{"APIKEYD_DATABASE_URL"}},
-		"ErrLogFormat":    {[]string{"--log-format", "xml"}, nil, []string{"APIKEYD_LOG_FORMAT"}},
-		"ErrProxies":      {nil, map[string]string{"APIKEYD_TRUSTED_PROXIES": "10.0.0.1/33"}, []string{"APIKEYD_TRUSTED_PROXIES"}},
-		"ErrMissingFile":  {nil, map[string]string{"APIKEYD_MASTER_KEY_FILE": "/nonexistent/master.key"}, []string{"APIKEYD_MASTER_KEY_FILE"}},
-		"ErrAllAtOnce":    {[]string{"--addr", "x", "--key-prefix", "-", "--webhook-max-attempts", "0"}, nil, []string{"APIKEYD_ADDR", "APIKEYD_KEY_PREFIX", "APIKEYD_WEBHOOK_MAX_ATTEMPTS"}},
+		"ErrDatabaseURL": {nil, map[string]string{"APIKEYD_DATABASE_URL": "mysql://x", "APIKEYD_ADMIN_TOKEN": "a-long-enough-admin-token", "APIKEYD_MASTER_KEY": goodKey}, []string{"APIKEYD_DATABASE_URL"}},
+		"ErrLogFormat":   {[]string{"--log-format", "xml"}, nil, []string{"APIKEYD_LOG_FORMAT"}},
+		"ErrProxies":     {nil, map[string]string{"APIKEYD_TRUSTED_PROXIES": "10.0.0.1/33"}, []string{"APIKEYD_TRUSTED_PROXIES"}},
+		"ErrMissingFile": {nil, map[string]string{"APIKEYD_MASTER_KEY_FILE": "/nonexistent/master.key"}, []string{"APIKEYD_MASTER_KEY_FILE"}},
+		"ErrAllAtOnce":   {[]string{"--addr", "x", "--key-prefix", "-", "--webhook-max-attempts", "0"}, nil, []string{"APIKEYD_ADDR", "APIKEYD_KEY_PREFIX", "APIKEYD_WEBHOOK_MAX_ATTEMPTS"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := load(t, tc.args, tc.env)
