@@ -16,6 +16,7 @@ import (
 	"github.com/apikeyd/apikeyd/api"
 	"github.com/apikeyd/apikeyd/apikey"
 	"github.com/apikeyd/apikeyd/config"
+	"github.com/apikeyd/apikeyd/keycache"
 	"github.com/apikeyd/apikeyd/lastused"
 	"github.com/apikeyd/apikeyd/metrics"
 	"github.com/apikeyd/apikeyd/seal"
@@ -33,6 +34,7 @@ type Server struct {
 	log     *slog.Logger
 	store   apikey.Store
 	usage   *lastused.Buffer
+	index   *keycache.Cache
 	metrics *metrics.Metrics
 	svc     *service.Service
 	api     *api.API
@@ -61,8 +63,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	s := &Server{cfg: cfg, log: log, store: store, usage: lastused.New(store), metrics: metrics.New()}
 	s.usage.OnFlush = s.metrics.LastUsedFlush
+	s.index = keycache.New(keycache.Options{Store: store, Metrics: s.metrics})
 	s.svc, err = service.New(service.Options{
 		Store:      store,
+		Index:      s.index,
 		Usage:      s.usage,
 		Box:        box,
 		AdminToken: secrets.adminToken,
@@ -76,7 +80,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.api = api.New(api.Options{
 		Service:           s.svc,
 		Logger:            log,
-		Ready:             s.svc.Ready,
+		Ready:             s.ready,
 		AuthFailureBurst:  cfg.AuthFailureBurst,
 		AuthFailureRefill: cfg.AuthFailureRefill,
 		TrustedProxies:    cfg.TrustedProxies,
@@ -107,7 +111,40 @@ func openStore(ctx context.Context, cfg config.Config) (apikey.Store, error) {
 	return st, nil
 }
 
+// errLoading is the readiness of a server whose index is still loading.
+var errLoading = errors.New("the key index is loading")
+
+// ready reports whether the server can verify from memory and its store
+// answers: /readyz is 503 until both hold.
+func (s *Server) ready(ctx context.Context) error {
+	if !s.index.Loaded() {
+		return errLoading
+	}
+	return s.svc.Ready(ctx)
+}
+
+// loadIndex reads every key into the verification index, retrying until
+// it succeeds or ctx ends. Verifications meanwhile are answered through the
+// store; /readyz says 503.
+func (s *Server) loadIndex(ctx context.Context) {
+	for {
+		start := time.Now()
+		err := s.index.Load(ctx)
+		if err == nil {
+			s.log.Info("key index loaded", "keys", s.index.Len(), "took", time.Since(start).Round(time.Millisecond))
+			return
+		}
+		s.log.Warn("loading the key index failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // Start listens on the configured address and serves in the background.
+// The verification index loads in the background too.
 func (s *Server) Start(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
@@ -116,6 +153,11 @@ func (s *Server) Start(ctx context.Context) error {
 	s.ln = ln
 	jobs, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
+	s.jobs.Add(1)
+	go func() {
+		defer s.jobs.Done()
+		s.loadIndex(jobs)
+	}()
 	s.jobs.Add(1)
 	go func() {
 		defer s.jobs.Done()
