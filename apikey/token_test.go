@@ -140,3 +140,24 @@ func TestCheckAllocs(t *testing.T) {
 		t.Fatalf("%v allocations, want 0", n)
 	}
 }
+
+// BenchmarkCheckKey is what every verification and bearer check does to a
+// presented key before the index: the shape and checksum, then the hash.
+func BenchmarkCheckKey(b *testing.B) {
+	s, _ := GenerateKey("sk")
+	b.ReportAllocs()
+	for b.Loop() {
+		if !ParseKey(s.Plaintext) || HashKey(s.Plaintext) != s.Hash {
+			b.Fatal("wrong answer")
+		}
+	}
+}
+
+func BenchmarkParseKey(b *testing.B) {
+	s, _ := GenerateKey("sk")
+	for b.Loop() {
+		if !ParseKey(s.Plaintext) {
+			b.Fatal("wrong answer")
+		}
+	}
+}
