@@ -116,8 +116,17 @@ func New(o Options) *API {
 // ServeHTTP implements http.Handler. Request bodies are always JSON: like
 // GitHub's API, apikeyd reads them as JSON whatever Content-Type says, so
 // that `curl -d '{…}'` without a header works too.
+//
+// POST /v1/api-keys/verify, the hot path, is dispatched here as the mux
+// would dispatch it (its pattern set on the request), without the mux's
+// pattern matching.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
+	if r.Method == http.MethodPost && r.URL.Path == verifyPath && r.URL.RawPath == "" {
+		r.Pattern = verifyPattern
+		a.serveVerify(w, r)
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" && !isJSON(ct) {
 		r.Header.Set("Content-Type", "application/json")
 	}
 	a.mux.ServeHTTP(w, r)
