@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -82,7 +83,7 @@ func (v VerifyObject) MarshalJSON() ([]byte, error) {
 // verifyObject is the VerifyObject of a verdict.
 func verifyObject(v service.Verdict) VerifyObject {
 	out := VerifyObject{Valid: v.Valid(), Code: string(v.Code)}
-	if r := v.Record; r != nil {
+	if r := &v.Record; v.Known {
 		scopes := r.Scopes
 		if scopes == nil {
 			scopes = []string{}
@@ -383,19 +384,30 @@ func (d *fastDecoder) str() (string, bool) {
 	if !d.next('"') {
 		return "", false
 	}
-	start := d.i
-	for ; d.i < len(d.b); d.i++ {
-		switch c := d.b[d.i]; {
-		case c == '"':
-			s := d.b[start:d.i]
-			d.i++
-			return unsafe.String(unsafe.SliceData(s), len(s)), true
-		case c < 0x20 || c > 0x7e || c == '\\':
+	rest := d.b[d.i:]
+	n := bytes.IndexByte(rest, '"')
+	if n < 0 {
+		return "", false
+	}
+	s := rest[:n]
+	for _, c := range s {
+		if !plainASCII[c] {
 			return "", false
 		}
 	}
-	return "", false
+	d.i += n + 1
+	return unsafe.String(unsafe.SliceData(s), len(s)), true
 }
+
+// plainASCII tells the bytes a JSON string may hold as they are and mean
+// themselves: printable ASCII but the backslash (and the quote, which ends
+// it).
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c <= 0x7e; c++ {
+		t[c] = c != '\\' && c != '"'
+	}
+	return t
+}()
 
 // appendVerdict appends the JSON of v exactly as json.Marshal of its
 // VerifyObject, followed by a newline as a json.Encoder writes it.
@@ -404,7 +416,7 @@ func appendVerdict(b []byte, v *service.Verdict) []byte {
 	b = strconv.AppendBool(b, v.Valid())
 	b = append(b, `,"code":`...)
 	b = appendJSONString(b, string(v.Code))
-	if r := v.Record; r != nil {
+	if r := &v.Record; v.Known {
 		b = append(b, `,"key_id":`...)
 		b = appendJSONString(b, r.ID)
 		b = append(b, `,"project_id":`...)

@@ -181,11 +181,11 @@ func TestAppendVerdict(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 120000000, time.UTC)
 	for name, v := range map[string]service.Verdict{
 		"Unknown": {Code: apikey.CodeNotFound},
-		"Bare":    {Code: apikey.CodeValid, Record: &apikey.Record{ID: "key_x", ProjectID: "p"}},
-		"Full": {Code: apikey.CodeRotated, Record: &apikey.Record{ID: "key_x", ProjectID: "p<1>", EnvironmentID: "e&",
+		"Bare":    {Code: apikey.CodeValid, Known: true, Record: apikey.Record{ID: "key_x", ProjectID: "p"}},
+		"Full": {Code: apikey.CodeRotated, Known: true, Record: apikey.Record{ID: "key_x", ProjectID: "p<1>", EnvironmentID: "e&",
 			Name: "n\x00\xff\u2029\"", Scopes: []string{"a", "b:*"}, ExpiresAt: at, Replaced: true, GraceExpiresAt: at.Add(time.Second / 3)}},
-		"GraceNotReplaced": {Code: apikey.CodeValid, Record: &apikey.Record{ID: "key_x", GraceExpiresAt: at}},
-		"Whole":            {Code: apikey.CodeExpired, Record: &apikey.Record{ID: "key_x", ExpiresAt: at.Truncate(time.Second)}},
+		"GraceNotReplaced": {Code: apikey.CodeValid, Known: true, Record: apikey.Record{ID: "key_x", GraceExpiresAt: at}},
+		"Whole":            {Code: apikey.CodeExpired, Known: true, Record: apikey.Record{ID: "key_x", ExpiresAt: at.Truncate(time.Second)}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			want, err := json.Marshal(verifyObject(v))

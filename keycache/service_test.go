@@ -116,7 +116,7 @@ func TestCoherence(t *testing.T) {
 		expect(r.Plaintext, apikey.CodeValid)
 		expect(old.Plaintext, apikey.CodeValid) // in grace
 		v, _ := svc.Verify(ctx, admin, service.VerifyInput{Key: old.Plaintext})
-		if v.Record == nil || !v.Record.Replaced || !v.Record.GraceExpiresAt.Equal(clk.Now().Add(10*time.Minute)) {
+		if !v.Known || !v.Record.Replaced || !v.Record.GraceExpiresAt.Equal(clk.Now().Add(10*time.Minute)) {
 			t.Fatalf("record of the rotated key: %+v", v.Record)
 		}
 		clk.Add(10 * time.Minute)
