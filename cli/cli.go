@@ -88,6 +88,7 @@ SIGTERM or SIGINT drains in-flight requests, writes buffered last uses and exits
 			return usageError{err}
 		}
 		log := newLogger(stderr, cfg)
+		server.TuneGC(getenv)
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 		srv, err := server.New(ctx, cfg, log)
