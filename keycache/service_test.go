@@ -1,6 +1,7 @@
 package keycache_test
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -168,7 +169,11 @@ func TestCoherence(t *testing.T) {
 			t.Fatalf("%d store lookups of one unknown key, want 1", n)
 		}
 		// A checksum failure never reaches the index, nor the store.
-		expect(s.Plaintext[:len(s.Plaintext)-1]+"0", apikey.CodeMalformed)
+		last := "0"
+		if strings.HasSuffix(s.Plaintext, last) {
+			last = "1"
+		}
+		expect(s.Plaintext[:len(s.Plaintext)-1]+last, apikey.CodeMalformed)
 		if n := st.byHash.Load(); n != 1 {
 			t.Fatalf("a malformed key reached the store")
 		}
