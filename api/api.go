@@ -60,6 +60,8 @@ type API struct {
 	now     func() time.Time
 	mux     *routeMux
 	huma    huma.API
+	// verifySchema is the schema of the verify body, for parseVerify.
+	verifySchema *huma.Schema
 }
 
 func init() {
@@ -104,7 +106,7 @@ func New(o Options) *API {
 	}
 	a.huma = humago.New(a.mux, cfg)
 	a.huma.UseMiddleware(a.authenticate)
-	a.routes()
+	a.routes(cfg)
 	if o.Metrics != nil {
 		a.metricsRoute(o.Metrics)
 	}
@@ -120,8 +122,9 @@ func isJSON(contentType string) bool {
 // OpenAPI returns the API's OpenAPI document.
 func (a *API) OpenAPI() *huma.OpenAPI { return a.huma.OpenAPI() }
 
-// routes registers every route of the API.
-func (a *API) routes() {
+// routes registers every route of the API. cfg is huma's configuration, for
+// the operations documented through huma but served by hand.
+func (a *API) routes(cfg huma.Config) {
 	a.healthRoutes()
 	huma.Register(a.huma, a.op("listKeys", http.MethodGet, "/v1/api-keys", apikey.ScopeRead,
 		"List API keys", "A project's keys, newest first, one page at a time; a Link header points to the next page."), a.listKeys)
@@ -129,8 +132,7 @@ func (a *API) routes() {
 		"Create an API key", "Issues a key. The plaintext key is in this response only."), a.createKey)
 	huma.Register(a.huma, a.op("listExpiringKeys", http.MethodGet, "/v1/api-keys/expiring", apikey.ScopeRead,
 		"List keys expiring soon", "Usable keys whose expires_at falls within the window, soonest first."), a.listExpiring)
-	huma.Register(a.huma, a.op("verifyKey", http.MethodPost, "/v1/api-keys/verify", apikey.ScopeVerify,
-		"Verify an API key", "Always 200 for a well-formed request: the verdict is in the body."), a.verify)
+	a.verifyRoute(cfg) // POST /v1/api-keys/verify, the hot path: see verify.go
 	huma.Register(a.huma, a.op("getKey", http.MethodGet, "/v1/api-keys/{keyID}", apikey.ScopeRead,
 		"Get an API key", ""), a.getKey)
 	huma.Register(a.huma, a.op("updateKey", http.MethodPatch, "/v1/api-keys/{keyID}", apikey.ScopeWrite,
@@ -195,25 +197,59 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 		return
 	}
 	r, _ := humago.Unwrap(ctx)
-	addr := clientAddr(r, a.trusted)
-	if wait, ok := a.limiter.acquire(addr); !ok {
-		a.writeProblem(ctx, &apikey.Error{Code: apikey.ETOOMANYREQUESTS, Message: "too many failed authentication attempts; retry later", RetryAfter: wait})
-		return
-	}
-	p, err := a.svc.Authenticate(ctx.Context(), bearerToken(ctx.Header("Authorization")))
-	if apikey.ErrorCode(err) != apikey.EUNAUTHENTICATED {
-		a.limiter.release(addr) // only failed authentication counts
-	}
+	p, err := a.authorize(r, scope)
 	if err != nil {
 		a.writeProblem(ctx, err)
 		return
 	}
-	noteActor(ctx.Context(), p)
-	if !p.Allows(scope) {
-		a.writeProblem(ctx, apikey.Errorf(apikey.EFORBIDDEN, "the %s scope is required", scope))
-		return
-	}
 	next(huma.WithValue(ctx, principalKey{}, p))
+}
+
+// errTooManyFailures is the answer to an address blocked by the failure
+// limiter.
+func errTooManyFailures(wait time.Duration) error {
+	return &apikey.Error{Code: apikey.ETOOMANYREQUESTS, Message: "too many failed authentication attempts; retry later", RetryAfter: wait}
+}
+
+// authorize decides who r acts for and checks that it holds scope: the one
+// bearer check of every authenticated route, huma's and hand-written ones
+// alike. Failed authentications feed the failure limiter (see
+// failureLimiter for what a blocked address gets).
+func (a *API) authorize(r *http.Request, scope string) (apikey.Principal, error) {
+	// The client's address is only worked out when the limiter needs it.
+	var addr netip.Addr
+	known := false
+	address := func() netip.Addr {
+		if !known {
+			addr, known = clientAddr(r, a.trusted), true
+		}
+		return addr
+	}
+	if a.limiter.active() {
+		if wait, blocked := a.limiter.blocked(address()); blocked {
+			return apikey.Principal{}, errTooManyFailures(wait)
+		}
+	}
+	p, err := a.svc.Authenticate(r.Context(), bearerToken(r.Header.Get("Authorization")))
+	if apikey.ErrorCode(err) == apikey.EUNAUTHENTICATED {
+		if wait, ok := a.limiter.fail(address()); !ok {
+			return apikey.Principal{}, errTooManyFailures(wait)
+		}
+		return apikey.Principal{}, err
+	}
+	if err != nil {
+		return apikey.Principal{}, err
+	}
+	if a.limiter.active() {
+		if wait, blocked := a.limiter.blocked(address()); blocked {
+			return apikey.Principal{}, errTooManyFailures(wait)
+		}
+	}
+	noteActor(r.Context(), p)
+	if !p.Allows(scope) {
+		return apikey.Principal{}, apikey.Errorf(apikey.EFORBIDDEN, "the %s scope is required", scope)
+	}
+	return p, nil
 }
 
 // bearerToken extracts the token of an "Authorization: Bearer <token>"

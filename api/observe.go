@@ -120,9 +120,6 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.info.id = a.requestID(r.Header.Get("X-Request-Id"))
 	w.Header().Set("X-Request-Id", x.info.id)
 	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, &x.info))
-	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
-		r.Header.Set("Content-Type", "application/json")
-	}
 	served := false
 	defer func() {
 		if !served { // a handler panicked; net/http logs the panic itself
@@ -130,6 +127,18 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		a.observe(r, x, start, time.Since(start))
 	}()
+	// POST /v1/api-keys/verify, the hot path, is dispatched as the mux would
+	// dispatch it (its pattern set on the request), without the mux's
+	// pattern matching; it reads its body as JSON whatever the header says.
+	if r.Method == http.MethodPost && r.URL.Path == verifyPath && r.URL.RawPath == "" {
+		r.Pattern = verifyPattern
+		a.serveVerify(&x.w, r)
+		served = true
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" && !isJSON(ct) {
+		r.Header.Set("Content-Type", "application/json")
+	}
 	a.mux.ServeHTTP(&x.w, r)
 	served = true
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/crc32"
+	"unsafe"
 )
 
 // The plaintext form of a key is
@@ -30,8 +31,14 @@ const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 // Hash is the SHA-256 digest of a key's plaintext.
 type Hash [32]byte
 
-// HashKey returns the digest under which a key is stored.
-func HashKey(plaintext string) Hash { return sha256.Sum256([]byte(plaintext)) }
+// HashKey returns the digest under which a key is stored. It runs on every
+// verification and bearer check, so it hashes the string's bytes in place
+// instead of copying them to the heap.
+func HashKey(plaintext string) Hash { return sha256.Sum256(stringBytes(plaintext)) }
+
+// stringBytes returns the bytes of s without copying them. The caller must
+// only read them.
+func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // String returns the digest in hex, for logs and tests.
 func (h Hash) String() string { return hex.EncodeToString(h[:]) }
@@ -101,7 +108,7 @@ func ParseKey(s string) bool {
 	if !ok {
 		return false
 	}
-	return crc32.ChecksumIEEE([]byte(s[:len(s)-checksumLen])) == want
+	return crc32.ChecksumIEEE(stringBytes(s[:len(s)-checksumLen])) == want
 }
 
 func isBase62(c byte) bool {

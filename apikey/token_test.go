@@ -127,3 +127,37 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckAllocs: checking and hashing a presented key, done for every
+// verification and bearer, allocate nothing.
+func TestCheckAllocs(t *testing.T) {
+	s, _ := GenerateKey("sk")
+	if n := testing.AllocsPerRun(100, func() {
+		if !ParseKey(s.Plaintext) || HashKey(s.Plaintext) != s.Hash {
+			t.Fatal("wrong answer")
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations, want 0", n)
+	}
+}
+
+// BenchmarkCheckKey is what every verification and bearer check does to a
+// presented key before the index: the shape and checksum, then the hash.
+func BenchmarkCheckKey(b *testing.B) {
+	s, _ := GenerateKey("sk")
+	b.ReportAllocs()
+	for b.Loop() {
+		if !ParseKey(s.Plaintext) || HashKey(s.Plaintext) != s.Hash {
+			b.Fatal("wrong answer")
+		}
+	}
+}
+
+func BenchmarkParseKey(b *testing.B) {
+	s, _ := GenerateKey("sk")
+	for b.Loop() {
+		if !ParseKey(s.Plaintext) {
+			b.Fatal("wrong answer")
+		}
+	}
+}

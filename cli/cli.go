@@ -124,6 +124,7 @@ SIGTERM or SIGINT drains in-flight requests, writes buffered last uses and exits
 		lw := logging.NewWriter(stderr, logging.FlushInterval, logging.MaxPending)
 		defer lw.Close()
 		log := logging.New(lw, cfg.LogFormat, cfg.LogLevel)
+		server.TuneGC(getenv)
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 		srv, err := server.New(ctx, cfg, log)

@@ -244,12 +244,18 @@ func TestPostgresOutage(t *testing.T) {
 	counts := map[string]int{}
 	for _, o := range l.between(down, up) {
 		counts[fmt.Sprintf("%s %d", o.kind, o.status)]++
+		// Verifications are answered from the in-memory index; whether
+		// each answer was right is checked above. Bounding how long a
+		// replica cut off from PostgreSQL may do so is the next step.
+		if o.kind == "verify" && o.status == http.StatusOK {
+			continue
+		}
 		if o.status != http.StatusServiceUnavailable {
 			t.Errorf("replica %d, %s sent %v after PostgreSQL stopped: %d", o.server, o.kind, o.start.Sub(down).Round(time.Millisecond), o.status)
 		}
 	}
 	t.Logf("answers while PostgreSQL was down: %v", counts)
-	for _, kind := range []string{"create", "verify", "bearer", "ready"} {
+	for _, kind := range []string{"create", "bearer", "ready"} {
 		if counts[kind+" 503"] == 0 {
 			t.Errorf("no %s request got a 503 while PostgreSQL was down", kind)
 		}

@@ -57,14 +57,22 @@ func TestPostgres(t *testing.T) {
 	if _, ok := s.store.(*postgres.Store); !ok {
 		t.Fatalf("store is a %T, want *postgres.Store", s.store)
 	}
+	// Ready once the verification index has loaded, which Start begins in
+	// the background.
 	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Get("http://" + s.Addr() + "/readyz")
-	if err != nil {
-		t.Fatal(err)
+	status := 0
+	for deadline := time.Now().Add(30 * time.Second); status != http.StatusOK && time.Now().Before(deadline); {
+		resp, err := client.Get("http://" + s.Addr() + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if status = resp.StatusCode; status != http.StatusOK {
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("/readyz: %d", resp.StatusCode)
+	if status != http.StatusOK {
+		t.Errorf("/readyz: %d", status)
 	}
 	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
 		t.Errorf("PostgreSQL mode touched the data directory: %v", err)

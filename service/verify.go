@@ -14,11 +14,13 @@ type VerifyInput struct {
 	EnvironmentID string   // empty: any environment
 }
 
-// Verdict is the answer to a verification. Record is set for a known key
-// (every code but MALFORMED and NOT_FOUND).
+// Verdict is the answer to a verification. Known is true, and Record set,
+// for a known key (every code but MALFORMED and NOT_FOUND). The record is
+// held by value so that a verification allocates nothing for it.
 type Verdict struct {
 	Code   apikey.VerifyCode
-	Record *apikey.Record
+	Known  bool
+	Record apikey.Record
 }
 
 // Valid reports whether the key may be used as asked.
@@ -55,5 +57,5 @@ func (s *Service) Verify(ctx context.Context, p apikey.Principal, in VerifyInput
 	}
 	now := s.clock()
 	s.usage.Record(rec.ID, now)
-	return Verdict{Code: rec.Check(now, in.Scopes, in.EnvironmentID), Record: &rec}, nil
+	return Verdict{Code: rec.Check(now, in.Scopes, in.EnvironmentID), Known: true, Record: rec}, nil
 }

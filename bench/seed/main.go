@@ -1,0 +1,112 @@
+// Command seed fills an apikeyd SQLite data directory with many keys,
+// straight through the store in large transactions, for the benchmarks of
+// docs/benchmarks.md. It prints the plaintext of a verifier key (scope
+// api-keys:verify) and of the first -emit seeded keys, one per line, so that
+// a load generator can present them: the verifier first, then the keys.
+//
+// It writes into the database file apikeyd serves from; run it while no
+// server uses that data directory.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/apikeyd/apikeyd/apikey"
+	"github.com/apikeyd/apikeyd/sqlite"
+)
+
+func main() {
+	dataDir := flag.String("data-dir", "./data", "apikeyd data directory (created if absent)")
+	n := flag.Int("n", 10000, "number of keys to seed")
+	emit := flag.Int("emit", 1000, "print the plaintext of this many seeded keys")
+	batch := flag.Int("batch", 20000, "keys per transaction")
+	projects := flag.Int("projects", 1, "spread keys over this many projects (p1 … pN); the verifier and the printed keys are in p1")
+	prefix := flag.String("prefix", "sk", "key prefix")
+	flag.Parse()
+	if err := run(*dataDir, *n, *emit, *batch, *projects, *prefix); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(dataDir string, n, emit, batch, projects int, prefix string) error {
+	ctx := context.Background()
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return err
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "apikeyd.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+
+	start := time.Now()
+	verifier, secret, err := newKey(prefix, "p1", "bench verifier", []string{apikey.ScopeVerify}, "")
+	if err != nil {
+		return err
+	}
+	if err := st.Update(ctx, func(tx apikey.Tx) error { return tx.InsertKey(ctx, verifier) }); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, secret)
+
+	keys := make([]*apikey.Key, 0, batch)
+	for done := 0; done < n; {
+		keys = keys[:0]
+		for i := done; i < min(done+batch, n); i++ {
+			// Every printed key is in p1 so that the verifier sees it; the
+			// rest spread over the projects.
+			project := "p1"
+			if i >= emit && projects > 1 {
+				project = fmt.Sprintf("p%d", 1+i%projects)
+			}
+			k, secret, err := newKey(prefix, project, fmt.Sprintf("bench key %d", i), []string{"orders:read", "orders:write"}, "prod")
+			if err != nil {
+				return err
+			}
+			if i < emit {
+				fmt.Fprintln(out, secret)
+			}
+			keys = append(keys, k)
+		}
+		err := st.Update(ctx, func(tx apikey.Tx) error {
+			for _, k := range keys {
+				if err := tx.InsertKey(ctx, k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		done += len(keys)
+	}
+	log.Printf("seeded %d keys (+1 verifier) into %s in %s", n, dataDir, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func newKey(prefix, project, name string, scopes []string, env string) (*apikey.Key, string, error) {
+	s, err := apikey.GenerateKey(prefix)
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := apikey.NewID(apikey.IDKindKey)
+	if err != nil {
+		return nil, "", err
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	return &apikey.Key{
+		ID: id, ProjectID: project, EnvironmentID: env, Name: name,
+		KeyPrefix: s.Prefix, Hash: s.Hash, Scopes: scopes,
+		CreatedAt: now, UpdatedAt: now,
+	}, s.Plaintext, nil
+}

@@ -1,0 +1,49 @@
+-- wrk script of the verify load benchmark (scripts/bench-verify).
+-- KEYS_FILE holds the bearer (a verifier key) on its first line and the keys
+-- to present on the following ones. Each connection presents the keys in
+-- turn; every answer that is not 200 with "valid":true counts as wrong.
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local f = assert(io.open(os.getenv("KEYS_FILE"), "r"))
+  local bearer = f:read("*l")
+  local headers = {["Authorization"] = "Bearer " .. bearer, ["Content-Type"] = "application/json"}
+  reqs = {}
+  for key in f:lines() do
+    local body = '{"key":"' .. key .. '","scopes":["orders:read"],"environment_id":"prod"}'
+    table.insert(reqs, wrk.format("POST", "/v1/api-keys/verify", headers, body))
+  end
+  f:close()
+  n = 0
+  wrong = 0
+  ok = 0
+end
+
+function request()
+  n = n + 1
+  return reqs[(n % #reqs) + 1]
+end
+
+function response(status, headers, body)
+  if status == 200 and string.find(body, '"valid":true', 1, true) then
+    ok = ok + 1
+  else
+    wrong = wrong + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local w, o = 0, 0
+  for _, t in ipairs(threads) do
+    w = w + t:get("wrong")
+    o = o + t:get("ok")
+  end
+  local errs = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout
+  io.write(string.format("RESULT rps=%.1f p50_us=%d p99_us=%d requests=%d ok=%d wrong=%d socket_errors=%d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99),
+    summary.requests, o, w, errs))
+end

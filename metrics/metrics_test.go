@@ -1,0 +1,117 @@
+package metrics_test
+
+import (
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apikeyd/apikeyd/apikey"
+	"github.com/apikeyd/apikeyd/metrics"
+)
+
+// scrape returns the text exposition of m.
+func scrape(t *testing.T, m *metrics.Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	b, _ := io.ReadAll(rec.Body)
+	return string(b)
+}
+
+func hasLines(t *testing.T, text string, lines ...string) {
+	t.Helper()
+	for _, l := range lines {
+		if !strings.Contains(text, "\n"+l+"\n") {
+			t.Errorf("metrics lack %q", l)
+		}
+	}
+}
+
+func TestVerifyResult(t *testing.T) {
+	m := metrics.New()
+	m.VerifyResult(apikey.CodeValid, 3*time.Microsecond)
+	m.VerifyResult(apikey.CodeValid, 20*time.Microsecond)
+	m.VerifyResult(apikey.CodeRevoked, 2*time.Millisecond)
+	m.VerifyResult("NOT_A_CODE", time.Microsecond) // timed, but counted under no code
+	m.CacheHit()
+	m.CacheHit()
+	m.CacheMiss(true)
+	m.CacheMiss(false)
+	text := scrape(t, m)
+	hasLines(t, text,
+		`apikeyd_verify_total{code="VALID"} 2`,
+		`apikeyd_verify_total{code="REVOKED"} 1`,
+		`apikeyd_verify_total{code="NOT_FOUND"} 0`,
+		`apikeyd_verify_duration_seconds_bucket{le="1e-06"} 1`,
+		`apikeyd_verify_duration_seconds_bucket{le="2.5e-06"} 1`,
+		`apikeyd_verify_duration_seconds_bucket{le="5e-06"} 2`,
+		`apikeyd_verify_duration_seconds_bucket{le="2.5e-05"} 3`,
+		`apikeyd_verify_duration_seconds_bucket{le="0.001"} 3`,
+		`apikeyd_verify_duration_seconds_bucket{le="0.01"} 4`,
+		`apikeyd_verify_duration_seconds_bucket{le="+Inf"} 4`,
+		`apikeyd_verify_duration_seconds_count 4`,
+		`apikeyd_cache_hits_total 2`,
+		`apikeyd_cache_misses_total{outcome="found"} 1`,
+		`apikeyd_cache_misses_total{outcome="unknown"} 1`,
+	)
+	if !strings.Contains(text, "apikeyd_verify_duration_seconds_sum 0.002024") {
+		t.Errorf("duration sum wrong:\n%s", grep(text, "apikeyd_verify_duration_seconds_sum"))
+	}
+	// A nil *Metrics records nothing and does not panic.
+	var none *metrics.Metrics
+	none.VerifyResult(apikey.CodeValid, time.Second)
+	none.CacheHit()
+}
+
+func grep(text, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// BenchmarkVerifyResult is the metrics cost of one verification on the
+// hot path: its count by code, its latency, and the index hit.
+func BenchmarkVerifyResult(b *testing.B) {
+	m := metrics.New()
+	b.ReportAllocs()
+	for b.Loop() {
+		m.VerifyResult(apikey.CodeValid, 7*time.Microsecond)
+		m.CacheHit()
+	}
+}
+
+// BenchmarkVerifyResultParallel is BenchmarkVerifyResult on every core at
+// once: the counters are shared, so this is where contention shows.
+func BenchmarkVerifyResultParallel(b *testing.B) {
+	m := metrics.New()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.VerifyResult(apikey.CodeValid, 7*time.Microsecond)
+			m.CacheHit()
+		}
+	})
+}
+
+// BenchmarkVerifyResultTimed adds what the verify handler pays to time a
+// request: two readings of the monotonic clock (time.Since of a fixed
+// time), at its start and its end. This is the whole per-request cost of
+// the verify metrics.
+func BenchmarkVerifyResultTimed(b *testing.B) {
+	m := metrics.New()
+	epoch := time.Now()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			start := time.Since(epoch)
+			m.CacheHit()
+			m.VerifyResult(apikey.CodeValid, time.Since(epoch)-start)
+		}
+	})
+}
