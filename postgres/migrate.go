@@ -1,17 +1,14 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"embed"
 	"errors"
-	"fmt"
 	"io/fs"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/apikeyd/apikeyd/internal/migration"
 )
 
 //go:embed migrations/*.sql
@@ -27,12 +24,6 @@ var migrations, _ = fs.Sub(migrationFiles, "migrations")
 // each other.
 const migrationLock = 0x61706b64
 
-// migration is one schema change.
-type migration struct {
-	version int
-	name    string
-}
-
 // migrate applies the migrations in fsys that the database has not recorded
 // yet, in version order, each in its own transaction together with its row
 // in schema_migrations, so a failed one leaves nothing behind.
@@ -45,7 +36,7 @@ type migration struct {
 // or lock timeout, since a migration of a large table may take long; ctx
 // bounds the whole.
 func migrate(ctx context.Context, cc *pgx.ConnConfig, fsys fs.FS) error {
-	list, err := readMigrations(fsys)
+	list, err := migration.Read(fsys)
 	if err != nil {
 		return err
 	}
@@ -77,51 +68,22 @@ func migrate(ctx context.Context, cc *pgx.ConnConfig, fsys fs.FS) error {
 		return dbError("create schema_migrations", err)
 	}
 	for _, m := range list {
-		script, err := fs.ReadFile(fsys, m.name)
-		if err != nil {
-			return fmt.Errorf("read migration: %w", err)
-		}
 		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			var applied bool
-			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)", m.version).Scan(&applied); err != nil || applied {
+			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)", m.Version).Scan(&applied); err != nil || applied {
 				return err
 			}
 			// Without arguments, pgx sends the script as one simple query,
 			// so it may hold several statements.
-			if _, err := tx.Exec(ctx, string(script)); err != nil {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", m.version)
+			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", m.Version)
 			return err
 		})
 		if err != nil {
-			return dbError("migration "+m.name, err)
+			return dbError("migration "+m.Name, err)
 		}
 	}
 	return nil
-}
-
-// readMigrations lists the .sql files of fsys by version, rejecting names
-// without a version and versions used twice.
-func readMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("list migrations: %w", err)
-	}
-	list := make([]migration, len(names))
-	for i, name := range names {
-		prefix, _, _ := strings.Cut(name, "_")
-		v, err := strconv.Atoi(prefix)
-		if err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name does not start with a version", name)
-		}
-		list[i] = migration{v, name}
-	}
-	slices.SortFunc(list, func(a, b migration) int { return cmp.Compare(a.version, b.version) })
-	for i := 1; i < len(list); i++ {
-		if list[i].version == list[i-1].version {
-			return nil, fmt.Errorf("migrations %s and %s have the same version", list[i-1].name, list[i].name)
-		}
-	}
-	return list, nil
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/apikeyd/apikeyd/postgres/pgtest"
+
+	"github.com/apikeyd/apikeyd/internal/migration"
 )
 
 // rawConfig returns the connection settings of a fresh schema, without
@@ -162,7 +164,7 @@ func TestMigrate(t *testing.T) {
 		if err := migrate(t.Context(), cc, migrations); err != nil {
 			t.Fatal(err)
 		}
-		list, err := readMigrations(migrations)
+		list, err := migration.Read(migrations)
 		if err != nil || len(list) == 0 {
 			t.Fatalf("embedded migrations: %v, %v", list, err)
 		}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"testing/fstest"
+
+	"github.com/apikeyd/apikeyd/internal/migration"
 )
 
 // rawDB opens a writer connection on a fresh file, without migrations.
@@ -121,7 +123,7 @@ func TestMigrate(t *testing.T) {
 		if err := migrate(t.Context(), db, migrations); err != nil {
 			t.Fatal(err)
 		}
-		list, err := readMigrations(migrations)
+		list, err := migration.Read(migrations)
 		if err != nil || len(list) == 0 {
 			t.Fatalf("embedded migrations: %v, %v", list, err)
 		}
