@@ -205,15 +205,9 @@ type ListInput struct {
 // List returns one page of a project's keys, newest first, and the cursor of
 // the next page (nil on the last).
 func (s *Service) List(ctx context.Context, p apikey.Principal, in ListInput) ([]*apikey.Key, *apikey.Cursor, error) {
-	if !p.Allows(apikey.ScopeRead) {
-		return nil, nil, errNoRead
-	}
-	if !p.InProject(in.ProjectID, in.EnvironmentID) {
-		return nil, nil, errProject
-	}
-	env := in.EnvironmentID
-	if env == "" {
-		env = p.EnvironmentID
+	env, err := readIn(p, in.ProjectID, in.EnvironmentID)
+	if err != nil {
+		return nil, nil, err
 	}
 	limit := pageLimit(in.Limit)
 	keys, err := s.store.Keys(ctx, apikey.KeyFilter{
@@ -224,10 +218,31 @@ func (s *Service) List(ctx context.Context, p apikey.Principal, in ListInput) ([
 		return nil, nil, err
 	}
 	keys, next := page(keys, limit, func(k *apikey.Key) apikey.Cursor { return apikey.Cursor{Time: k.CreatedAt, ID: k.ID} })
+	s.overlay(keys)
+	return keys, next, nil
+}
+
+// readIn checks that p may read in the project (and environment) and
+// returns the environment to filter by: the one asked for or, for a key
+// bound to one, its own.
+func readIn(p apikey.Principal, project, env string) (string, error) {
+	if !p.Allows(apikey.ScopeRead) {
+		return "", errNoRead
+	}
+	if !p.InProject(project, env) {
+		return "", errProject
+	}
+	if env == "" {
+		env = p.EnvironmentID
+	}
+	return env, nil
+}
+
+// overlay shows the newest buffered use of each key.
+func (s *Service) overlay(keys []*apikey.Key) {
 	for _, k := range keys {
 		s.usage.Overlay(k)
 	}
-	return keys, next, nil
 }
 
 func pageLimit(n int) int {
@@ -259,22 +274,14 @@ type ExpiringInput struct {
 
 // Expiring lists usable keys that expire within the window, soonest first.
 func (s *Service) Expiring(ctx context.Context, p apikey.Principal, in ExpiringInput) ([]*apikey.Key, *apikey.Cursor, error) {
-	if !p.Allows(apikey.ScopeRead) {
-		return nil, nil, errNoRead
-	}
-	var bad problems
-	if in.WithinDays < 1 || in.WithinDays > apikey.MaxExpiringDays {
-		bad.add("within_days", "must be between 1 and 36500")
-	}
-	if err := bad.err(); err != nil {
+	env, err := readIn(p, in.ProjectID, in.EnvironmentID)
+	if err != nil {
 		return nil, nil, err
 	}
-	if !p.InProject(in.ProjectID, in.EnvironmentID) {
-		return nil, nil, errProject
-	}
-	env := in.EnvironmentID
-	if env == "" {
-		env = p.EnvironmentID
+	if in.WithinDays < 1 || in.WithinDays > apikey.MaxExpiringDays {
+		var bad problems
+		bad.add("within_days", "must be between 1 and 36500")
+		return nil, nil, bad.err()
 	}
 	now := s.now()
 	limit := pageLimit(in.Limit)
@@ -286,9 +293,7 @@ func (s *Service) Expiring(ctx context.Context, p apikey.Principal, in ExpiringI
 		return nil, nil, err
 	}
 	keys, next := page(keys, limit, func(k *apikey.Key) apikey.Cursor { return apikey.Cursor{Time: k.ExpiresAt, ID: k.ID} })
-	for _, k := range keys {
-		s.usage.Overlay(k)
-	}
+	s.overlay(keys)
 	return keys, next, nil
 }
 
@@ -304,15 +309,9 @@ type AuditInput struct {
 
 // AuditEvents lists a project's audit events, newest first.
 func (s *Service) AuditEvents(ctx context.Context, p apikey.Principal, in AuditInput) ([]*apikey.AuditEvent, *apikey.Cursor, error) {
-	if !p.Allows(apikey.ScopeRead) {
-		return nil, nil, errNoRead
-	}
-	if !p.InProject(in.ProjectID, in.EnvironmentID) {
-		return nil, nil, errProject
-	}
-	env := in.EnvironmentID
-	if env == "" {
-		env = p.EnvironmentID
+	env, err := readIn(p, in.ProjectID, in.EnvironmentID)
+	if err != nil {
+		return nil, nil, err
 	}
 	limit := pageLimit(in.Limit)
 	evs, err := s.store.AuditEvents(ctx, apikey.AuditFilter{
