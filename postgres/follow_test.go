@@ -148,15 +148,35 @@ func TestFollowerNotified(t *testing.T) {
 		}
 	}
 
-	// Another schema's keys are not this replica's.
-	before := r.index.applied.Load()
-	insertKey(t, other, testKey(100))
-	// The replica's own change, applied as the service does after commit.
+	// A change this replica makes: the service applies it to the index
+	// right after the commit; here it is applied just before, so that the
+	// notification cannot overtake it.
 	own := testKey(101)
 	insertKey(t, r.store, own)
-	r.index.Cache.Apply(own)
+	waitUntil(t, 5*time.Second, "the replica's own key", func() bool { return r.version(own) == 1 })
+	before := r.index.applied.Load()
+	// Another schema's keys are not this replica's.
+	insertKey(t, other, testKey(100))
+	err = r.store.Update(t.Context(), func(tx apikey.Tx) error {
+		k, err := tx.KeyForUpdate(t.Context(), own.ID)
+		if err != nil {
+			return err
+		}
+		k.Name = "renamed here"
+		if err := tx.UpdateKey(t.Context(), k); err != nil {
+			return err
+		}
+		r.index.Cache.Apply(k)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// A heartbeat and more later, the follower has read neither.
 	time.Sleep(time.Second)
+	if r.version(own) != 2 {
+		t.Errorf("the replica's own change: version %d, want 2", r.version(own))
+	}
 	if n := r.index.applied.Load() - before; n != 0 {
 		t.Errorf("the follower applied %d keys: another schema's, or one the index held already", n)
 	}
