@@ -239,10 +239,10 @@ func (f *Follower) Run(ctx context.Context, since string) {
 // reports whether it caught up (reconciled after LISTEN) before failing.
 func (f *Follower) session(ctx context.Context, pos *string) (caughtUp bool, err error) {
 	var payloads []string
-	cfg := f.store.conn.Config.Copy()
+	cfg := f.store.conn.Copy()
 	cfg.RuntimeParams["application_name"] = listenerName(cfg.RuntimeParams["application_name"])
 	cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) { payloads = append(payloads, n.Payload) }
-	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return false, dbError("listen: connect", err)
 	}
@@ -251,15 +251,14 @@ func (f *Follower) session(ctx context.Context, pos *string) (caughtUp bool, err
 		defer cancel()
 		conn.Close(cctx)
 	}()
-	rows, err := conn.Exec(ctx, "SELECT 'apikeyd_keys_' || to_hex(hashtext(current_schema()))").ReadAll()
-	if err != nil {
+	var channel *string
+	if err := conn.QueryRow(ctx, "SELECT 'apikeyd_keys_' || to_hex(hashtext(current_schema()))").Scan(&channel); err != nil {
 		return false, dbError("listen: channel name", err)
 	}
-	if len(rows) != 1 || len(rows[0].Rows) != 1 || rows[0].Rows[0][0] == nil {
+	if channel == nil {
 		return false, errors.New("listen: no schema to listen for: check the search_path of the database URL")
 	}
-	channel := string(rows[0].Rows[0][0])
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()).ReadAll(); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{*channel}.Sanitize()); err != nil {
 		return false, dbError("listen", err)
 	}
 
@@ -271,13 +270,13 @@ func (f *Follower) session(ctx context.Context, pos *string) (caughtUp bool, err
 	}
 	f.setFollowing(true)
 	f.confirm(start)
-	f.log.Info("following key changes", "backend_pid", conn.PID(), "channel", channel, "took", time.Since(start).Round(time.Millisecond))
+	f.log.Info("following key changes", "backend_pid", conn.PgConn().PID(), "channel", *channel, "took", time.Since(start).Round(time.Millisecond))
 	nextReconcile := start.Add(f.reconcile)
 
 	for {
 		// Wait for a notification, or until the next heartbeat is due.
 		wctx, cancel := context.WithTimeout(ctx, f.heartbeat)
-		err := conn.WaitForNotification(wctx)
+		err := conn.PgConn().WaitForNotification(wctx)
 		cancel()
 		if ctx.Err() != nil {
 			return true, ctx.Err()
@@ -285,28 +284,29 @@ func (f *Follower) session(ctx context.Context, pos *string) (caughtUp bool, err
 		if err != nil && !(pgconn.Timeout(err) && wctx.Err() != nil) {
 			return true, dbError("listen: wait", err)
 		}
-		// The round trip that confirms coherence. Notifications that
-		// arrive before its answer join the batch.
-		at := time.Now()
-		pctx, cancel := context.WithTimeout(ctx, f.heartbeat)
-		err = conn.Ping(pctx)
-		cancel()
-		if err != nil {
-			return true, dbError("listen: ping", err)
-		}
-		batch := payloads
-		payloads = nil
-		full, err := f.apply(ctx, batch)
-		if err != nil {
-			return true, err
-		}
-		if full || at.After(nextReconcile) {
-			if err := f.catchUp(ctx, pos); err != nil {
+		// Round trips on this connection, each reading the keys notified
+		// so far (or, with none to read, only a ping), until one brings no
+		// new notification: then every change acknowledged before it
+		// began is applied, which confirms coherence as of then.
+		for {
+			at := time.Now()
+			batch := payloads
+			payloads = nil
+			full, err := f.apply(ctx, conn, batch)
+			if err != nil {
 				return true, err
 			}
-			nextReconcile = at.Add(f.reconcile)
+			if full || at.After(nextReconcile) {
+				if err := f.catchUp(ctx, pos); err != nil {
+					return true, err
+				}
+				nextReconcile = at.Add(f.reconcile)
+			}
+			if len(payloads) == 0 {
+				f.confirm(at)
+				break
+			}
 		}
-		f.confirm(at)
 	}
 }
 
@@ -330,10 +330,12 @@ func (f *Follower) catchUp(ctx context.Context, pos *string) error {
 	return nil
 }
 
-// apply reads the keys named by notification payloads that the index is
-// behind on, and applies them. It reports whether a payload could not be
-// read, in which case the caller reads every change instead.
-func (f *Follower) apply(ctx context.Context, payloads []string) (full bool, err error) {
+// apply reads, on the listening connection, the keys named by
+// notification payloads that the index is behind on, and applies them;
+// with nothing to read, it pings. Either way it makes one round trip at
+// least. It reports whether a payload could not be understood, in which
+// case the caller reads every change instead.
+func (f *Follower) apply(ctx context.Context, conn *pgx.Conn, payloads []string) (full bool, err error) {
 	var ids []string
 	for _, p := range payloads {
 		id, version, hash, ok := parsePayload(p)
@@ -347,12 +349,20 @@ func (f *Follower) apply(ctx context.Context, payloads []string) (full bool, err
 		}
 		ids = append(ids, id)
 	}
+	ctx, cancel := context.WithTimeout(ctx, f.bound)
+	defer cancel()
+	if len(ids) == 0 {
+		if err := conn.PgConn().Ping(ctx); err != nil {
+			return full, dbError("listen: ping", err)
+		}
+		return full, nil
+	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	for batch := range slices.Chunk(ids, readBatch) {
-		keys, err := f.store.keysByID(ctx, batch)
+		keys, err := queryAll(ctx, conn, scanKey, selectKey+"WHERE id = ANY($1)", batch)
 		if err != nil {
-			return full, err
+			return full, dbError("listen: read changed keys", err)
 		}
 		for _, k := range keys {
 			f.index.Apply(k)

@@ -346,15 +346,3 @@ func changesError(err error) error {
 	}
 	return dbError("key changes", err)
 }
-
-// keysByID reads the keys with the given IDs, in no particular order;
-// unknown IDs are left out.
-func (s *Store) keysByID(ctx context.Context, ids []string) ([]*apikey.Key, error) {
-	ctx, cancel := bound(ctx)
-	defer cancel()
-	keys, err := queryAll(ctx, s.pool, scanKey, selectKey+"WHERE id = ANY($1)", ids)
-	if err != nil {
-		return nil, dbError("read changed keys", err)
-	}
-	return keys, nil
-}
