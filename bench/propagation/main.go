@@ -45,13 +45,14 @@ func main() {
 	trials := flag.Int("trials", 30, "revocations per run")
 	runs := flag.Int("runs", 1, "runs, each on fresh replicas and a fresh database")
 	target := flag.Duration("target", 50*time.Millisecond, "p99 to meet")
+	pause := flag.Duration("poll-pause", 0, "pause between two verifications of one replica while waiting for REVOKED (0: none, poll as fast as it answers)")
 	flag.Parse()
 	if *dbURL == "" || *replicas < 2 || *trials < 1 {
 		log.Fatal("need -database-url (or APIKEYD_TEST_DATABASE_URL), -replicas >= 2 and -trials >= 1")
 	}
 	var all []time.Duration
 	for r := 1; r <= *runs; r++ {
-		obs, err := run(*dbURL, *binary, *replicas, *trials)
+		obs, err := run(*dbURL, *binary, *replicas, *trials, *pause)
 		if err != nil {
 			log.Fatalf("run %d: %v", r, err)
 		}
@@ -69,7 +70,7 @@ func main() {
 }
 
 // run starts the replicas on a fresh database, measures, and cleans up.
-func run(base, binary string, n, trials int) ([]time.Duration, error) {
+func run(base, binary string, n, trials int, pause time.Duration) ([]time.Duration, error) {
 	ctx := context.Background()
 	dbURL, drop, err := createDatabase(ctx, base)
 	if err != nil {
@@ -93,7 +94,7 @@ func run(base, binary string, n, trials int) ([]time.Duration, error) {
 	}
 	var obs []time.Duration
 	for range trials {
-		o, err := trial(rs)
+		o, err := trial(rs, pause)
 		if err != nil {
 			return nil, err
 		}
@@ -104,7 +105,7 @@ func run(base, binary string, n, trials int) ([]time.Duration, error) {
 
 // trial creates a key on the first replica, revokes it on the second and
 // returns how long each other replica took to answer REVOKED.
-func trial(rs []*replica) ([]time.Duration, error) {
+func trial(rs []*replica, pause time.Duration) ([]time.Duration, error) {
 	a, b := rs[0], rs[1]
 	var created struct {
 		ID  string `json:"id"`
@@ -138,6 +139,9 @@ func trial(rs []*replica) ([]time.Duration, error) {
 				if code == "REVOKED" {
 					out[i] = time.Since(revoked)
 					return
+				}
+				if pause > 0 {
+					time.Sleep(pause)
 				}
 			}
 			errs[i] = errors.New("still not REVOKED after 10s")
