@@ -25,6 +25,11 @@
 // waiting for a pooled connection and a server that stopped answering
 // without closing the connection.
 //
+// Besides its pool, a replica holds one connection for its Follower
+// (application_name apikeyd-listen, see below): at most pool_max_conns + 1
+// in all. (Migrations at start use a connection of their own, closed
+// before the pool opens.)
+//
 // # Transactions
 //
 // Store.Update runs in a READ COMMITTED transaction; Tx.KeyForUpdate reads

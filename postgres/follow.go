@@ -47,6 +47,9 @@ const (
 	// doubled after each failure.
 	minRetry = 50 * time.Millisecond
 	maxRetry = time.Second
+	// warnEvery spaces the warnings of a follower that keeps failing to
+	// connect; the attempts in between are logged at debug level.
+	warnEvery = 30 * time.Second
 	// readBatch is how many changed keys one read asks for.
 	readBatch = 500
 )
@@ -210,21 +213,27 @@ func (f *Follower) Run(ctx context.Context, since string) {
 	defer f.expiry.Stop()
 	pos := since
 	retry := minRetry
-	var lost time.Time
+	var lost, warned time.Time
 	for {
 		caughtUp, err := f.session(ctx, &pos)
 		f.setFollowing(false)
 		if ctx.Err() != nil {
 			return
 		}
-		if caughtUp {
-			retry, lost = minRetry, time.Now()
+		switch {
+		case caughtUp:
+			retry, lost, warned = minRetry, time.Now(), time.Now()
 			f.log.Warn("lost the key change notifications; reconnecting", "err", err)
-		} else {
+		case time.Since(warned) >= warnEvery:
+			// The first failure, and one in warnEvery after it: an
+			// outage is in the log without a line per attempt.
 			if lost.IsZero() {
 				lost = time.Now()
 			}
-			f.log.Debug("listening for key changes failed; retrying", "err", err, "retry_in", retry, "since", time.Since(lost).Round(time.Millisecond))
+			warned = time.Now()
+			f.log.Warn("cannot listen for key changes; retrying", "err", err, "down_for", time.Since(lost).Round(time.Millisecond))
+		default:
+			f.log.Debug("cannot listen for key changes; retrying", "err", err, "retry_in", retry)
 		}
 		select {
 		case <-ctx.Done():
