@@ -29,6 +29,26 @@ type Store interface {
 	// ScanKeys calls fn for every key, in ID order, reading in pages so that
 	// memory stays flat however many keys there are. fn must not keep k.
 	ScanKeys(ctx context.Context, fn func(k *Key) error) error
+	// KeyChanges calls fn for every key whose Version changed (inserted or
+	// updated; TouchKeys changes nothing) in a transaction that committed
+	// after the position since was taken, with the key as it is now, and
+	// returns the position to ask from next time. Positions are opaque
+	// strings that only the store that made them reads. An empty since
+	// reports nothing and returns the current position: take it before a
+	// full read (ScanKeys), and ask from it afterwards, so that nothing
+	// committed during the read is missed.
+	//
+	// Positions follow commit order, not the clock of any process: a
+	// transaction that was still open when a position was taken is
+	// reported from that position once it commits, however long it took.
+	// A key may be reported more than once across calls; callers compare
+	// Versions. fn must not use the store (the read may still be open), and
+	// its error stops the read and is returned. EINVALID if since is not a
+	// position of this store.
+	//
+	// Replicas use it to catch up with changes whose notification they
+	// missed, e.g. while their connection to the database was down.
+	KeyChanges(ctx context.Context, since string, fn func(k *Key) error) (next string, err error)
 
 	// Delivery returns the delivery with the given ID, or ENOTFOUND.
 	Delivery(ctx context.Context, id string) (*Delivery, error)

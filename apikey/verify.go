@@ -65,6 +65,17 @@ func (r *Record) Usable(now time.Time) bool {
 		(!r.Replaced || now.Before(r.GraceExpiresAt))
 }
 
+// Final reports whether the key can never be usable again, whatever is done
+// to it later: it is revoked, or it was replaced and its grace period is
+// over at now. Neither can be undone: a revoked or replaced key cannot be
+// patched or rotated, and revoking a key whose grace is over only turns
+// ROTATED into REVOKED. An expired key is not final, since a PATCH may move
+// its expires_at. So a replica whose copy of a key may be stale can still
+// refuse a final key from that copy, and nothing else.
+func (r *Record) Final(now time.Time) bool {
+	return !r.RevokedAt.IsZero() || (r.Replaced && !now.Before(r.GraceExpiresAt))
+}
+
 // Principal returns the principal a usable key acts as.
 func (r *Record) Principal() Principal {
 	return Principal{KeyID: r.ID, ProjectID: r.ProjectID, EnvironmentID: r.EnvironmentID, Scopes: r.Scopes}

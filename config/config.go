@@ -36,6 +36,10 @@ type Config struct {
 	WebhookMaxAttempts    int
 	InsecureWebhooks      bool
 	LastUsedFlush         time.Duration
+	// MaxStaleness bounds how long a PostgreSQL replica answers usable keys
+	// from memory after it last confirmed that its index was in step with
+	// the database.
+	MaxStaleness time.Duration
 
 	// AuthFailureBurst failed authentications are allowed from one client
 	// address before it is slowed down to one per AuthFailureRefill.
@@ -99,6 +103,8 @@ var Settings = []Setting{
 		}},
 	{Flag: "last-used-flush", Env: "APIKEYD_LAST_USED_FLUSH", Default: "10s", Usage: "how often buffered last_used_at updates are written",
 		set: duration(func(c *Config) *time.Duration { return &c.LastUsedFlush })},
+	{Flag: "max-staleness", Env: "APIKEYD_MAX_STALENESS", Default: "2s", Usage: "PostgreSQL only: how long a replica that cannot confirm its key index is in step with the database (connection lost) still verifies usable keys from memory; after that they get 503 until it can",
+		set: duration(func(c *Config) *time.Duration { return &c.MaxStaleness })},
 	{Flag: "auth-failure-burst", Env: "APIKEYD_AUTH_FAILURE_BURST", Default: "20", Usage: "failed authentications allowed from one client address before it gets 429",
 		set: integer(func(c *Config) *int { return &c.AuthFailureBurst })},
 	{Flag: "auth-failure-refill", Env: "APIKEYD_AUTH_FAILURE_REFILL", Default: "1s", Usage: "once over the burst, a client address may fail once per this interval",
@@ -239,6 +245,7 @@ func (c *Config) validate() []string {
 	between("APIKEYD_AUTO_ROTATION_GRACE", c.AutoRotationGrace, 0, apikey.MaxGraceMinutes*time.Minute)
 	between("APIKEYD_WEBHOOK_BACKOFF", c.WebhookBackoff, 10*time.Millisecond, time.Hour)
 	between("APIKEYD_LAST_USED_FLUSH", c.LastUsedFlush, 100*time.Millisecond, time.Hour)
+	between("APIKEYD_MAX_STALENESS", c.MaxStaleness, 100*time.Millisecond, time.Hour)
 	between("APIKEYD_AUTH_FAILURE_REFILL", c.AuthFailureRefill, time.Millisecond, time.Hour)
 	if c.WebhookMaxAttempts < 1 || c.WebhookMaxAttempts > 100 {
 		bad("APIKEYD_WEBHOOK_MAX_ATTEMPTS", "must be between 1 and 100, got %d", c.WebhookMaxAttempts)

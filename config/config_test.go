@@ -31,7 +31,7 @@ func TestLoadDefaults(t *testing.T) {
 	if c.Addr != "127.0.0.1:8080" || c.DataDir != "./data" || c.KeyPrefix != "sk" ||
 		c.RotationCheckInterval != 30*time.Second || c.AutoRotationGrace != 24*time.Hour ||
 		c.WebhookBackoff != 5*time.Second || c.WebhookMaxAttempts != 10 || c.InsecureWebhooks ||
-		c.LastUsedFlush != 10*time.Second || c.Postgres() || c.LogFormat != "text" {
+		c.LastUsedFlush != 10*time.Second || c.MaxStaleness != 2*time.Second || c.Postgres() || c.LogFormat != "text" {
 		t.Fatalf("defaults = %+v", c)
 	}
 }
@@ -87,6 +87,7 @@ func TestLoadErr(t *testing.T) {
 		"ErrPort":            {[]string{"--addr", "127.0.0.1:70000"}, nil, []string{"APIKEYD_ADDR"}},
 		"ErrDuration":        {nil, map[string]string{"APIKEYD_ROTATION_CHECK_INTERVAL": "soon"}, []string{"APIKEYD_ROTATION_CHECK_INTERVAL (from APIKEYD_ROTATION_CHECK_INTERVAL)"}},
 		"ErrDurationRange":   {[]string{"--last-used-flush", "1ms"}, nil, []string{"APIKEYD_LAST_USED_FLUSH"}},
+		"ErrStalenessRange":  {[]string{"--max-staleness", "10ms"}, nil, []string{"APIKEYD_MAX_STALENESS"}},
 		"ErrGraceRange":      {[]string{"--auto-rotation-grace", "200h"}, nil, []string{"APIKEYD_AUTO_ROTATION_GRACE"}},
 		"ErrAttempts":        {[]string{"--webhook-max-attempts", "0"}, nil, []string{"APIKEYD_WEBHOOK_MAX_ATTEMPTS"}},
 		"ErrAttemptsNumber":  {[]string{"--webhook-max-attempts", "ten"}, nil, []string{"must be a whole number"}},

@@ -151,6 +151,20 @@ func (c *Cache) Apply(k *apikey.Key) {
 	sh.mu.Unlock()
 }
 
+// Version returns the Version of the record held for h, and false when the
+// index holds none. It never reads the store. A replica told that a key
+// changed elsewhere asks it first, and reads the key only when the index
+// is behind.
+func (c *Cache) Version(h apikey.Hash) (int64, bool) {
+	sh := c.shard(h)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	if i, ok := sh.find(h); ok {
+		return sh.slot(i).version, true
+	}
+	return 0, false
+}
+
 // fillCall is one store read that concurrent misses of a hash share.
 type fillCall struct {
 	done  chan struct{}

@@ -6,8 +6,9 @@
 //
 // Every record carries the Version of the key it was made from. A record is
 // only ever replaced by one with a higher Version, whoever brings it: the
-// service's Apply after a committed change, the load at start, or a fill
-// after a miss. So a fill that read the store before a revoke committed can
+// service's Apply after a committed change, the load at start, a fill
+// after a miss, or, with replicas, the follower of the other replicas'
+// changes (postgres.Follower). So a fill that read the store before a revoke committed can
 // never overwrite the revoked record, and records are never removed — a
 // revoked or replaced key stays as a record that says so. Expiry and grace
 // are not decided here: the caller checks the record against its clock on

@@ -25,6 +25,11 @@
 // waiting for a pooled connection and a server that stopped answering
 // without closing the connection.
 //
+// Besides its pool, a replica holds one connection for its Follower
+// (application_name apikeyd-listen, see below): at most pool_max_conns + 1
+// in all. (Migrations at start use a connection of their own, closed
+// before the pool opens.)
+//
 // # Transactions
 //
 // Store.Update runs in a READ COMMITTED transaction; Tx.KeyForUpdate reads
@@ -54,6 +59,48 @@
 // A nil error from Update means PostgreSQL acknowledged the COMMIT, which
 // with the default synchronous_commit=on means the change is on disk.
 //
+// # Coherence across replicas
+//
+// Each replica verifies from an in-memory index (keycache), which a
+// Follower keeps in step with what every replica commits:
+//
+//   - The keys_changed trigger (migration 0003) fires on every insert of a
+//     key and every update that changes its version. It stores the writing
+//     transaction's ID in change_xid and calls pg_notify on the channel
+//     apikeyd_keys_<hex of hashtext(schema)>, with the payload
+//     "<key id> <version> <hex SHA-256 of the key>". PostgreSQL delivers
+//     it to every listening session at commit, and drops it on rollback.
+//   - The Follower holds one connection outside the pool (application_name
+//     <name>-listen) that LISTENs on that channel. For each batch of
+//     notifications it reads, on that connection, the keys whose version
+//     the index does not hold yet, and applies them. Versions make
+//     duplicate and out-of-order deliveries harmless.
+//   - After every (re)connection and every ReconcileInterval (10 s) it
+//     calls Store.KeyChanges from its last position, which catches what
+//     committed while it was not listening. Positions are pg_snapshot
+//     values: a key has changed since a position when that snapshot does
+//     not see its change_xid, so transactions that were open when the
+//     position was taken are caught once they commit, and no process's
+//     clock is involved.
+//   - Coherence is confirmed by a round trip on the listening connection
+//     (the read of notified keys, or a ping at least every MaxStaleness/4)
+//     whose answer brings no unapplied notification: PostgreSQL signals
+//     listeners while a transaction commits, before acknowledging it, and
+//     a listening session sends pending notifications before answering its
+//     next query. So after such a round trip the index holds every change
+//     acknowledged before the round trip began.
+//   - Past MaxStaleness (APIKEYD_MAX_STALENESS, 2 s) without a
+//     confirmation, Follower.Stale reports true: service.BoundedIndex then
+//     answers EUNAVAILABLE (503) for every key that could still be usable,
+//     and the server's readiness fails. A key revoked on one replica is
+//     therefore accepted by another for at most MaxStaleness after the
+//     revocation was acknowledged, whatever fails meanwhile.
+//
+// LISTEN needs a session of its own: a pooler in transaction mode between
+// the replicas and PostgreSQL would lose notifications. Any role that may
+// connect to the database may LISTEN, and so learn key IDs, versions and
+// hashes (never keys).
+//
 // # Errors
 //
 // Driver errors are translated: no rows is ENOTFOUND, a unique violation
@@ -75,5 +122,7 @@
 // and the others find it recorded. Times are timestamptz (microseconds);
 // unset times and strings are NULL; IDs collate bytewise ("C") so that they
 // sort as Go sorts them. Only the SHA-256 of a key is stored. Every key row
-// carries a version, bumped by each change, which caches can compare.
+// carries a version, bumped by each change, which caches can compare, and
+// the ID of the transaction that last changed it (change_xid, xid8,
+// indexed), which KeyChanges compares with a snapshot.
 package postgres

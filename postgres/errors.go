@@ -19,18 +19,19 @@ import (
 // SQLSTATE codes the store acts on
 // (https://www.postgresql.org/docs/current/errcodes-appendix.html).
 const (
-	uniqueViolation      = "23505"
-	serializationFailed  = "40001"
-	deadlockDetected     = "40P01"
-	queryCanceled        = "57014" // statement_timeout, or a cancel request
-	lockNotAvailable     = "55P03" // lock_timeout
-	readOnlyTransaction  = "25006" // connected to a standby, e.g. mid-failover
-	adminShutdown        = "57P01"
-	crashShutdown        = "57P02"
-	cannotConnectNow     = "57P03" // starting up or shutting down
-	ioError              = "58030"
-	connectionException  = "08" // class: the connection failed
-	insufficientResource = "53" // class: too many connections, disk full, out of memory
+	uniqueViolation           = "23505"
+	invalidTextRepresentation = "22P02"
+	serializationFailed       = "40001"
+	deadlockDetected          = "40P01"
+	queryCanceled             = "57014" // statement_timeout, or a cancel request
+	lockNotAvailable          = "55P03" // lock_timeout
+	readOnlyTransaction       = "25006" // connected to a standby, e.g. mid-failover
+	adminShutdown             = "57P01"
+	crashShutdown             = "57P02"
+	cannotConnectNow          = "57P03" // starting up or shutting down
+	ioError                   = "58030"
+	connectionException       = "08" // class: the connection failed
+	insufficientResource      = "53" // class: too many connections, disk full, out of memory
 )
 
 // dbError translates a driver error into the domain's terms and adds op as

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/apikeyd/apikeyd/apikey"
 )
@@ -275,4 +277,72 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 		return fmt.Errorf("update key: %w", apikey.ErrNotFound)
 	}
 	return &apikey.Error{Code: apikey.ECONFLICT, Message: "the key has changed since it was read"}
+}
+
+// snapshotPattern is the text form of a pg_snapshot, xmin:xmax:xip,…
+var snapshotPattern = regexp.MustCompile(`^[0-9]+:[0-9]+:([0-9]+(,[0-9]+)*)?$`)
+
+// KeyChanges calls fn for every key whose change committed after the
+// snapshot since, and returns the current snapshot. Positions are
+// pg_snapshot texts (xmin:xmax:in-progress…), taken by PostgreSQL itself, so
+// no replica's clock has a say: a key has changed since a snapshot when the
+// snapshot does not see the transaction that last wrote it (change_xid, set
+// by the keys_changed trigger). That includes transactions that were open
+// when the snapshot was taken and committed later, however much later.
+//
+// Both the new snapshot and the keys are read in one REPEATABLE READ
+// transaction, so the next call starts exactly where this one's view ends.
+// The index on change_xid narrows the read to transactions from the
+// snapshot's xmin on; a transaction that stays open for long anywhere on
+// the server holds xmin back, and the read then re-checks every key written
+// since it began (and reports only those the snapshot did not see).
+func (s *Store) KeyChanges(ctx context.Context, since string, fn func(k *apikey.Key) error) (string, error) {
+	if since != "" && !snapshotPattern.MatchString(since) {
+		return "", apikey.Errorf(apikey.EINVALID, "not a position of this store: %q", since)
+	}
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return "", dbError("key changes", err)
+	}
+	defer tx.Rollback(ctx)
+	var next string
+	if err := tx.QueryRow(ctx, "SELECT pg_current_snapshot()::text").Scan(&next); err != nil {
+		return "", dbError("key changes", err)
+	}
+	if since != "" {
+		rows, err := tx.Query(ctx, selectKey+`WHERE change_xid >= pg_snapshot_xmin($1::text::pg_snapshot)
+			AND NOT pg_visible_in_snapshot(change_xid, $1::text::pg_snapshot)`, since)
+		if err != nil {
+			return "", changesError(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			k, err := scanKey(rows)
+			if err != nil {
+				return "", dbError("key changes", err)
+			}
+			if err := fn(k); err != nil {
+				return "", err
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return "", changesError(err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return "", dbError("key changes", err)
+	}
+	return next, nil
+}
+
+// changesError translates an error of the KeyChanges query: a position that
+// looks like a snapshot but is not one (xmin after xmax, say) is EINVALID.
+func changesError(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == invalidTextRepresentation {
+		return &apikey.Error{Code: apikey.EINVALID, Message: "not a position of this store", Err: err}
+	}
+	return dbError("key changes", err)
 }

@@ -49,6 +49,8 @@ var sessionDefaults = map[string]string{
 // through a pgx connection pool.
 type Store struct {
 	pool *pgxpool.Pool
+	// conn configures the connections of the pool, and the Follower's own.
+	conn *pgx.ConnConfig
 }
 
 var _ apikey.Store = (*Store)(nil)
@@ -70,7 +72,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: pool, conn: cfg.ConnConfig.Copy()}, nil
 }
 
 // poolConfig parses url and fills in the defaults the URL leaves open. The

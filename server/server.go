@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/apikeyd/apikeyd/api"
 	"github.com/apikeyd/apikeyd/apikey"
 	"github.com/apikeyd/apikeyd/config"
@@ -50,16 +52,19 @@ func TuneGC(getenv func(string) string) {
 
 // Server is a configured apikeyd, ready to start.
 type Server struct {
-	cfg     config.Config
-	log     *slog.Logger
-	store   apikey.Store
-	usage   *lastused.Buffer
-	index   *keycache.Cache
-	metrics *metrics.Metrics
-	svc     *service.Service
-	api     *api.API
-	http    *http.Server
-	rotator *rotation.Scheduler
+	cfg   config.Config
+	log   *slog.Logger
+	store apikey.Store
+	usage *lastused.Buffer
+	index *keycache.Cache
+	// follower keeps the index in step with the other replicas' changes;
+	// nil on SQLite, where this process makes every change.
+	follower *postgres.Follower
+	metrics  *metrics.Metrics
+	svc      *service.Service
+	api      *api.API
+	http     *http.Server
+	rotator  *rotation.Scheduler
 
 	ln     net.Listener
 	cancel context.CancelFunc
@@ -86,9 +91,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.usage.OnFlush = s.metrics.LastUsedFlush
 	webhooks := webhook.Policy{Insecure: cfg.InsecureWebhooks}
 	s.index = keycache.New(keycache.Options{Store: store, Metrics: s.metrics})
+	var index service.Index = s.index
+	if pg, ok := store.(*postgres.Store); ok {
+		s.follower = pg.Follower(postgres.FollowOptions{Index: s.index, MaxStaleness: cfg.MaxStaleness, Logger: log})
+		index = service.BoundedIndex{Index: s.index, Freshness: s.follower}
+		s.metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "apikeyd_cache_staleness_seconds",
+			Help: "Seconds since this replica last confirmed that its key index is in step with the database (-1: never).",
+		}, func() float64 {
+			if age := s.follower.Age(); age >= 0 {
+				return age.Seconds()
+			}
+			return -1
+		}))
+	}
 	s.svc, err = service.New(service.Options{
 		Store:      store,
-		Index:      s.index,
+		Index:      index,
 		Usage:      s.usage,
 		Box:        box,
 		AdminToken: secrets.adminToken,
@@ -158,33 +177,43 @@ func openStore(ctx context.Context, cfg config.Config) (apikey.Store, error) {
 var errLoading = errors.New("the key index is loading")
 
 // ready reports whether the server can verify from memory and its store
-// answers: /readyz is 503 until both hold.
+// answers: /readyz is 503 until both hold. With replicas, verifying from
+// memory also takes an index known to be in step with the others' changes.
 func (s *Server) ready(ctx context.Context) error {
 	if !s.index.Loaded() {
 		return errLoading
+	}
+	if s.follower != nil {
+		if err := s.follower.Ready(); err != nil {
+			return err
+		}
 	}
 	return s.svc.Ready(ctx)
 }
 
 // loadIndex reads every key into the verification index, retrying until
-// it succeeds or ctx ends. Verifications meanwhile are answered through the
-// store; /readyz says 503.
-func (s *Server) loadIndex(ctx context.Context) {
+// it succeeds or ctx ends, and returns the store's change position from
+// just before the read, from which the follower takes over. Verifications
+// meanwhile are answered through the store; /readyz says 503.
+func (s *Server) loadIndex(ctx context.Context) (string, bool) {
 	for {
 		start := time.Now()
-		err := s.index.Load(ctx)
+		since, err := s.store.KeyChanges(ctx, "", nil)
+		if err == nil {
+			err = s.index.Load(ctx)
+		}
 		if err == nil {
 			// The load decoded every key once; hand that garbage's memory
 			// back to the system now rather than when the scavenger gets
 			// to it (with a million keys: ~270 MB resident instead of ~200).
 			debug.FreeOSMemory()
 			s.log.Info("key index loaded", "keys", s.index.Len(), "took", time.Since(start).Round(time.Millisecond))
-			return
+			return since, true
 		}
 		s.log.Warn("loading the key index failed; retrying", "err", err)
 		select {
 		case <-ctx.Done():
-			return
+			return "", false
 		case <-time.After(time.Second):
 		}
 	}
@@ -203,7 +232,10 @@ func (s *Server) Start(ctx context.Context) error {
 	s.jobs.Add(1)
 	go func() {
 		defer s.jobs.Done()
-		s.loadIndex(jobs)
+		since, ok := s.loadIndex(jobs)
+		if ok && s.follower != nil {
+			s.follower.Run(jobs, since)
+		}
 	}()
 	s.jobs.Add(1)
 	go func() {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/apikeyd/apikeyd/apikey"
 )
@@ -188,8 +189,8 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 		expires_at, last_used_at, created_at, updated_at, revoked_at,
 		replaced_by_key_id, grace_expires_at, replaces_key_id,
 		rotation_interval_days, next_rotation_at, rotation_webhook_url,
-		webhook_secret_sealed, version
-	) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
+		webhook_secret_sealed, version, change_seq
+	) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, `+nextChangeSeq+`)`,
 		k.ID, k.ProjectID, orNull(k.EnvironmentID), k.Name, k.KeyPrefix, k.Hash[:], scopes,
 		micros(k.ExpiresAt), micros(k.LastUsedAt), micros(k.CreatedAt), micros(k.UpdatedAt), micros(k.RevokedAt),
 		orNull(k.ReplacedByKeyID), micros(k.GraceExpiresAt), orNull(k.ReplacesKeyID),
@@ -213,7 +214,8 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 		name = ?, scopes = ?, expires_at = ?, revoked_at = ?,
 		replaced_by_key_id = ?, grace_expires_at = ?, replaces_key_id = ?,
 		rotation_interval_days = ?, next_rotation_at = ?, rotation_webhook_url = ?,
-		webhook_secret_sealed = ?, updated_at = ?, version = version + 1
+		webhook_secret_sealed = ?, updated_at = ?, version = version + 1,
+		change_seq = `+nextChangeSeq+`
 		WHERE id = ? AND version = ? RETURNING version`,
 		k.Name, scopes, micros(k.ExpiresAt), micros(k.RevokedAt),
 		orNull(k.ReplacedByKeyID), micros(k.GraceExpiresAt), orNull(k.ReplacesKeyID),
@@ -235,3 +237,62 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 	}
 	return &apikey.Error{Code: apikey.ECONFLICT, Message: "the key has changed since it was read"}
 }
+
+// nextChangeSeq is the change_seq of a key being written: one more than
+// any before. The single writer makes the numbers follow commit order.
+const nextChangeSeq = "(SELECT COALESCE(MAX(change_seq), 0) + 1 FROM keys)"
+
+// KeyChanges calls fn for every key written since the position since, a
+// change_seq, in change order, and returns the highest change_seq seen.
+// Keys are read in pages, each in its own statement; a key written again
+// between pages is reported again, with its newer version, in a later page.
+func (s *Store) KeyChanges(ctx context.Context, since string, fn func(k *apikey.Key) error) (string, error) {
+	if since == "" {
+		var seq int64
+		if err := s.read.QueryRowContext(ctx, "SELECT COALESCE(MAX(change_seq), 0) FROM keys").Scan(&seq); err != nil {
+			return "", dbError("key changes", err)
+		}
+		return strconv.FormatInt(seq, 10), nil
+	}
+	seq, err := strconv.ParseInt(since, 10, 64)
+	if err != nil || seq < 0 {
+		return "", apikey.Errorf(apikey.EINVALID, "not a position of this store: %q", since)
+	}
+	for {
+		var page []*apikey.Key
+		var seqs []int64
+		rows, err := s.read.QueryContext(ctx, "SELECT "+keyColumns+", change_seq FROM keys WHERE change_seq > ? ORDER BY change_seq LIMIT ?", seq, scanPage)
+		if err != nil {
+			return "", dbError("key changes", err)
+		}
+		for rows.Next() {
+			var n int64
+			k, err := scanKey(withExtra{rows, []any{&n}})
+			if err != nil {
+				rows.Close()
+				return "", dbError("key changes", err)
+			}
+			page, seqs = append(page, k), append(seqs, n)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return "", dbError("key changes", err)
+		}
+		for i, k := range page {
+			if err := fn(k); err != nil {
+				return "", err
+			}
+			seq = seqs[i]
+		}
+		if len(page) < scanPage {
+			return strconv.FormatInt(seq, 10), nil
+		}
+	}
+}
+
+// withExtra scans the key columns and then the extra destinations.
+type withExtra struct {
+	scanner
+	extra []any
+}
+
+func (w withExtra) Scan(dest ...any) error { return w.scanner.Scan(append(dest, w.extra...)...) }

@@ -52,6 +52,8 @@ func Run(t *testing.T, open func(t *testing.T) apikey.Store) {
 		{"AuditEvents", testAuditEvents},
 		{"AuditEventDetails", testAuditEventDetails},
 		{"ScanKeys", testScanKeys},
+		{"KeyChanges", testKeyChanges},
+		{"KeyChangesConcurrent", testKeyChangesConcurrent},
 		{"TouchKeys", testTouchKeys},
 		{"Ping", testPing},
 		{"InsertDelivery", testInsertDelivery},

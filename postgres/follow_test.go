@@ -1,0 +1,255 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/apikeyd/apikeyd/apikey"
+	"github.com/apikeyd/apikeyd/keycache"
+	"github.com/apikeyd/apikeyd/postgres"
+	"github.com/apikeyd/apikeyd/postgres/pgtest"
+)
+
+// index is the real in-memory index, counting what the follower applies.
+type index struct {
+	*keycache.Cache
+	applied atomic.Int64
+}
+
+func (i *index) Apply(k *apikey.Key) {
+	i.applied.Add(1)
+	i.Cache.Apply(k)
+}
+
+// replica is a store with a follower keeping an index in step, as one
+// apikeyd replica has.
+type replica struct {
+	store *postgres.Store
+	index *index
+	f     *postgres.Follower
+}
+
+// startReplica opens dbURL, loads an index and runs a follower on it until
+// the test ends. Its listening connection's application_name is
+// appName-listen.
+func startReplica(t *testing.T, dbURL, appName string, o postgres.FollowOptions) *replica {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("application_name", appName)
+	u.RawQuery = q.Encode()
+	st, err := postgres.Open(t.Context(), u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &replica{store: st, index: &index{Cache: keycache.New(keycache.Options{Store: st})}}
+	since, err := st.KeyChanges(t.Context(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.index.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	o.Index = r.index
+	r.f = st.Follower(o)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { r.f.Run(ctx, since) })
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		st.Close()
+	})
+	waitUntil(t, 10*time.Second, "the follower to be ready", func() bool { return r.f.Ready() == nil })
+	return r
+}
+
+// version returns the version of k in the replica's index, 0 if absent.
+func (r *replica) version(k *apikey.Key) int64 {
+	v, _ := r.index.Version(k.Hash)
+	return v
+}
+
+func waitUntil(t *testing.T, limit time.Duration, what string, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !ok() {
+		if time.Since(start) > limit {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func insertKey(t *testing.T, s *postgres.Store, k *apikey.Key) {
+	t.Helper()
+	if err := s.Update(t.Context(), func(tx apikey.Tx) error { return tx.InsertKey(t.Context(), k) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// revoke revokes the key through s and returns it as committed.
+func revoke(t *testing.T, s *postgres.Store, id string) *apikey.Key {
+	t.Helper()
+	var out *apikey.Key
+	err := s.Update(t.Context(), func(tx apikey.Tx) error {
+		k, err := tx.KeyForUpdate(t.Context(), id)
+		if err != nil {
+			return err
+		}
+		k.RevokedAt = time.Now().UTC()
+		out = k
+		return tx.UpdateKey(t.Context(), k)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestFollowerNotified: a key inserted or changed through another replica's
+// store reaches the follower's index through a notification, and a change
+// the replica applied itself is not read again.
+func TestFollowerNotified(t *testing.T) {
+	pgtest.URL(t)
+	t.Parallel()
+	dbURL := pgtest.Schema(t)
+	r := startReplica(t, dbURL, "apikeyd-follow-test", postgres.FollowOptions{ReconcileInterval: time.Hour})
+	other := open(t) // another schema: its notifications must not arrive
+	writer, err := postgres.Open(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+
+	for i := range 20 {
+		k := testKey(i)
+		insertKey(t, writer, k)
+		took := waitUntil(t, 5*time.Second, "the new key", func() bool { return r.version(k) == 1 })
+		revoke(t, writer, k.ID)
+		took2 := waitUntil(t, 5*time.Second, "the revocation", func() bool { return r.version(k) == 2 })
+		if i == 0 {
+			t.Logf("insert seen after %v, revocation after %v", took, took2)
+		}
+		rec, found, err := r.index.Lookup(t.Context(), k.Hash)
+		if err != nil || !found || rec.RevokedAt.IsZero() {
+			t.Fatalf("lookup after the revocation: %+v %v %v", rec, found, err)
+		}
+	}
+
+	// A change this replica makes: the service applies it to the index
+	// right after the commit; here it is applied just before, so that the
+	// notification cannot overtake it.
+	own := testKey(101)
+	insertKey(t, r.store, own)
+	waitUntil(t, 5*time.Second, "the replica's own key", func() bool { return r.version(own) == 1 })
+	before := r.index.applied.Load()
+	// Another schema's keys are not this replica's.
+	insertKey(t, other, testKey(100))
+	err = r.store.Update(t.Context(), func(tx apikey.Tx) error {
+		k, err := tx.KeyForUpdate(t.Context(), own.ID)
+		if err != nil {
+			return err
+		}
+		k.Name = "renamed here"
+		if err := tx.UpdateKey(t.Context(), k); err != nil {
+			return err
+		}
+		r.index.Cache.Apply(k)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A heartbeat and more later, the follower has read neither.
+	time.Sleep(time.Second)
+	if r.version(own) != 2 {
+		t.Errorf("the replica's own change: version %d, want 2", r.version(own))
+	}
+	if n := r.index.applied.Load() - before; n != 0 {
+		t.Errorf("the follower applied %d keys: another schema's, or one the index held already", n)
+	}
+	if _, ok := r.index.Version(testKey(100).Hash); ok {
+		t.Error("a key of another schema reached the index")
+	}
+}
+
+// TestFollowerCatchesUp cuts the follower off: its listening connection is
+// terminated and the database refuses new connections, while another
+// replica keeps writing through connections it holds. The follower stops
+// being ready at once and becomes stale once the bound has passed; when the
+// database lets it back in, it reads what it missed and is ready again.
+func TestFollowerCatchesUp(t *testing.T) {
+	base := pgtest.URL(t)
+	t.Parallel()
+	dbURL := pgtest.Database(t)
+	const bound = 300 * time.Millisecond
+	app := "apikeyd-catchup-" + fmt.Sprint(time.Now().UnixNano()%1e6)
+	r := startReplica(t, dbURL, app, postgres.FollowOptions{MaxStaleness: bound, ReconcileInterval: time.Hour})
+	writer, err := postgres.Open(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	k := testKey(1)
+	insertKey(t, writer, k)
+	waitUntil(t, 5*time.Second, "the new key", func() bool { return r.version(k) == 1 })
+	if r.f.Stale() {
+		t.Fatal("stale while following")
+	}
+
+	name := dbName(t, dbURL)
+	pgtest.Exec(t, base, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS false")
+	t.Cleanup(func() { pgtest.Exec(t, base, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS true") })
+	cut := time.Now()
+	terminate(t, base, app+"-listen")
+	waitUntil(t, 5*time.Second, "the follower to be unready", func() bool { return r.f.Ready() != nil })
+
+	// Changes the follower cannot hear of.
+	revoke(t, writer, k.ID)
+	k2 := testKey(2)
+	insertKey(t, writer, k2)
+	waitUntil(t, 5*time.Second, "the follower to be stale", r.f.Stale)
+	gone, age := time.Since(cut), r.f.Age()
+	if age < bound {
+		t.Errorf("stale %v after the last confirmation, before the bound of %v", age, bound)
+	}
+	t.Logf("stale %v after the cut, %v after the last confirmation", gone.Round(time.Millisecond), age.Round(time.Millisecond))
+	if r.version(k) != 1 || r.version(k2) != 0 {
+		t.Fatal("the follower heard of changes while cut off")
+	}
+
+	pgtest.Exec(t, base, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS true")
+	back := waitUntil(t, 10*time.Second, "the follower to catch up", func() bool { return r.f.Ready() == nil })
+	if r.f.Stale() || r.version(k) != 2 || r.version(k2) != 1 {
+		t.Fatalf("after reconnecting: stale %v, versions %d and %d, want false, 2 and 1", r.f.Stale(), r.version(k), r.version(k2))
+	}
+	t.Logf("ready again %v after connections were allowed", back.Round(time.Millisecond))
+}
+
+// dbName returns the database of a URL.
+func dbName(t *testing.T, dbURL string) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pgx.Identifier{u.Path[1:]}.Sanitize()
+}
+
+// terminate ends the backends whose application_name is app.
+func terminate(t *testing.T, base, app string) {
+	t.Helper()
+	pgtest.Exec(t, base, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '"+app+"'")
+}
