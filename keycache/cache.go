@@ -10,8 +10,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/apikeyd/apikeyd/apikey"
 	"github.com/apikeyd/apikeyd/metrics"
 )
@@ -86,11 +84,7 @@ func New(o Options) *Cache {
 	for i := range c.shards {
 		c.shards[i].table = make([]uint64, minTable)
 	}
-	if o.Metrics != nil {
-		o.Metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "apikeyd_cache_keys", Help: "Keys held by the in-memory verification index.",
-		}, func() float64 { return float64(c.count.Load()) }))
-	}
+	o.Metrics.CacheKeys(func() int { return int(c.count.Load()) })
 	return c
 }
 

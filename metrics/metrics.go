@@ -322,3 +322,32 @@ func (h *hotStripes) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstHistogram(h.durationDesc, count, float64(sum)/1e9, cumulative)
 	ch <- prometheus.MustNewConstMetric(h.hitsDesc, prometheus.CounterValue, float64(hits))
 }
+
+// CacheKeys exports the number of keys the in-memory index holds, read from
+// count at every scrape.
+func (m *Metrics) CacheKeys(count func() int) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "apikeyd_cache_keys", Help: "Keys held by the in-memory verification index.",
+	}, func() float64 { return float64(count()) }))
+}
+
+// CacheStaleness exports how long ago this replica last confirmed that its
+// index is in step with the database; age reports a negative duration until
+// the first confirmation, exported as -1.
+func (m *Metrics) CacheStaleness(age func() time.Duration) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "apikeyd_cache_staleness_seconds",
+		Help: "Seconds since this replica last confirmed that its key index is in step with the database (-1: never).",
+	}, func() float64 {
+		if a := age(); a >= 0 {
+			return a.Seconds()
+		}
+		return -1
+	}))
+}

@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/apikeyd/apikeyd/api"
 	"github.com/apikeyd/apikeyd/apikey"
 	"github.com/apikeyd/apikeyd/config"
@@ -95,15 +93,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if pg, ok := store.(*postgres.Store); ok {
 		s.follower = pg.Follower(postgres.FollowOptions{Index: s.index, MaxStaleness: cfg.MaxStaleness, Logger: log})
 		index = service.BoundedIndex{Index: s.index, Freshness: s.follower}
-		s.metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "apikeyd_cache_staleness_seconds",
-			Help: "Seconds since this replica last confirmed that its key index is in step with the database (-1: never).",
-		}, func() float64 {
-			if age := s.follower.Age(); age >= 0 {
-				return age.Seconds()
-			}
-			return -1
-		}))
+		s.metrics.CacheStaleness(s.follower.Age)
 	}
 	s.svc, err = service.New(service.Options{
 		Store:      store,
