@@ -197,7 +197,7 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 		return
 	}
 	r, _ := humago.Unwrap(ctx)
-	p, err := a.authorize(r, scope)
+	p, err := a.authorize(r, info(r.Context()), scope)
 	if err != nil {
 		a.writeProblem(ctx, err)
 		return
@@ -215,7 +215,7 @@ func errTooManyFailures(wait time.Duration) error {
 // bearer check of every authenticated route, huma's and hand-written ones
 // alike. Failed authentications feed the failure limiter (see
 // failureLimiter for what a blocked address gets).
-func (a *API) authorize(r *http.Request, scope string) (apikey.Principal, error) {
+func (a *API) authorize(r *http.Request, ri *requestInfo, scope string) (apikey.Principal, error) {
 	// The client's address is only worked out when the limiter needs it.
 	var addr netip.Addr
 	known := false
@@ -230,7 +230,7 @@ func (a *API) authorize(r *http.Request, scope string) (apikey.Principal, error)
 			return apikey.Principal{}, errTooManyFailures(wait)
 		}
 	}
-	p, err := a.svc.Authenticate(r.Context(), bearerToken(r.Header.Get("Authorization")))
+	p, err := a.svc.AuthenticateAt(r.Context(), bearerToken(r.Header.Get("Authorization")), ri.start)
 	if apikey.ErrorCode(err) == apikey.EUNAUTHENTICATED {
 		if wait, ok := a.limiter.fail(address()); !ok {
 			return apikey.Principal{}, errTooManyFailures(wait)
@@ -245,7 +245,7 @@ func (a *API) authorize(r *http.Request, scope string) (apikey.Principal, error)
 			return apikey.Principal{}, errTooManyFailures(wait)
 		}
 	}
-	noteActor(r.Context(), p)
+	ri.noteActor(p)
 	if !p.Allows(scope) {
 		return apikey.Principal{}, apikey.Errorf(apikey.EFORBIDDEN, "the %s scope is required", scope)
 	}

@@ -16,6 +16,9 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/apikeyd/apikeyd/apikey"
+	"github.com/apikeyd/apikeyd/keycache"
+	"github.com/apikeyd/apikeyd/lastused"
 	"github.com/apikeyd/apikeyd/logging"
 	"github.com/apikeyd/apikeyd/metrics"
 	"github.com/apikeyd/apikeyd/seal"
@@ -269,29 +272,56 @@ func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(int)             {}
 
-// BenchmarkVerify measures a whole verification through ServeHTTP, with and
-// without the request log line.
+// BenchmarkVerify measures a whole verification through ServeHTTP, wired
+// as the serve command wires it (key index in memory, last-use buffer,
+// metrics), with a verifier key as bearer: without a log line, with the
+// JSON line the serve command writes into its buffered writer, and with
+// the same line through slog's own JSONHandler.
 func BenchmarkVerify(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		log  func(b *testing.B) *slog.Logger
 	}{
 		{"NoLog", func(*testing.B) *slog.Logger { return slog.New(slog.DiscardHandler) }},
-		{"JSONBuffered", func(b *testing.B) *slog.Logger { return slog.New(slog.NewJSONHandler(newBenchWriter(b, true), nil)) }},
+		{"JSONBuffered", func(b *testing.B) *slog.Logger { return logging.New(newBenchWriter(b, true), "json", "info") }},
+		// slog's own JSONHandler, for comparison with logging's.
+		{"SlogJSONBuffered", func(b *testing.B) *slog.Logger { return slog.New(slog.NewJSONHandler(newBenchWriter(b, true), nil)) }},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			a := newTestAPI(b, tc.log(b))
-			rec := serve(a, http.MethodPost, "/v1/api-keys", testAdmin, `{"project_id": "acme", "name": "n"}`)
-			var created struct{ Key string }
-			json.Unmarshal(rec.Body.Bytes(), &created)
-			body := `{"key": "` + created.Key + `"}`
+			store, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "apikeyd.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { store.Close() })
+			box, _ := seal.New(make([]byte, 32))
+			svc, err := service.New(service.Options{
+				Store: store, Index: keycache.New(keycache.Options{Store: store}), Usage: lastused.New(store),
+				Box: box, AdminToken: testAdmin, KeyPrefix: "sk",
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			a := New(Options{Service: svc, Logger: tc.log(b), Metrics: metrics.New(), Ready: svc.Ready})
+			verifier, err := svc.Create(b.Context(), apikey.AdminPrincipal, service.CreateInput{ProjectID: "acme", Name: "v", Scopes: []string{apikey.ScopeVerify}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			env := "prod"
+			k, err := svc.Create(b.Context(), apikey.AdminPrincipal, service.CreateInput{ProjectID: "acme", Name: "k", Scopes: []string{"orders:read"}, EnvironmentID: &env})
+			if err != nil {
+				b.Fatal(err)
+			}
+			body := []byte(`{"key":"` + k.Plaintext + `","scopes":["orders:read"],"environment_id":"prod"}`)
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				w := &discardWriter{h: http.Header{}}
+				rd := bytes.NewReader(body)
+				req := httptest.NewRequest(http.MethodPost, "/v1/api-keys/verify", nil)
+				req.Header.Set("Authorization", "Bearer "+verifier.Plaintext)
+				req.Body = io.NopCloser(rd)
 				for pb.Next() {
 					clear(w.h)
-					req := httptest.NewRequest(http.MethodPost, "/v1/api-keys/verify", strings.NewReader(body))
-					req.Header.Set("Authorization", "Bearer "+testAdmin)
+					rd.Reset(body)
 					a.ServeHTTP(w, req)
 				}
 			})
@@ -316,4 +346,32 @@ func newBenchWriter(b *testing.B, buffered bool) io.Writer {
 	w := logging.NewWriter(f, logging.FlushInterval, logging.MaxPending)
 	b.Cleanup(func() { w.Close() })
 	return w
+}
+
+// TestRequestIDsUnique draws request IDs from several goroutines at once:
+// every one is 32 hex digits, sane by the API's own rule (so that a proxy
+// passing it back is believed), and none repeats.
+func TestRequestIDsUnique(t *testing.T) {
+	const workers, each = 8, 5000
+	ids := make(chan string, workers*each)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				ids <- newRequestID()
+			}
+		})
+	}
+	wg.Wait()
+	close(ids)
+	seen := make(map[string]bool, workers*each)
+	for id := range ids {
+		if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" || !saneRequestID(id) {
+			t.Fatalf("request ID %q is not 32 hex digits", id)
+		}
+		if seen[id] {
+			t.Fatalf("request ID %q issued twice", id)
+		}
+		seen[id] = true
+	}
 }

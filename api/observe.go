@@ -2,15 +2,18 @@ package api
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/apikeyd/apikeyd/apikey"
+	"github.com/apikeyd/apikeyd/logging"
 	"github.com/apikeyd/apikeyd/metrics"
 )
 
@@ -38,9 +41,13 @@ import (
 // Only the goroutine serving the request touches it.
 type requestInfo struct {
 	id      string
-	route   string // overrides r.Pattern, for requests served without the mux
-	project string // the project the request acted in, when known
-	actor   string // "admin", the acting key's ID, or "" if unauthenticated
+	start   time.Time // when ServeHTTP began: the time authentication and verification are decided at
+	route   string    // overrides r.Pattern, for requests served without the mux
+	project string    // the project the request acted in, when known
+	actor   string    // "admin", the acting key's ID, or "" if unauthenticated
+	// verdict is the code of the verification the request made, if any,
+	// counted with the request's duration by observe.
+	verdict apikey.VerifyCode
 }
 
 type infoKey struct{}
@@ -60,15 +67,16 @@ func info(ctx context.Context) *requestInfo {
 // that has the shape of a key (an admin may have pasted one into
 // project_id), is not noted: the log never repeats what a client typed
 // unless it is known to be harmless.
-func noteProject(ctx context.Context, project string) {
-	if ri := info(ctx); ri.project == "" && apikey.ValidIdentifier(project) && !apikey.ParseKey(project) {
+func noteProject(ctx context.Context, project string) { info(ctx).noteProject(project) }
+
+func (ri *requestInfo) noteProject(project string) {
+	if ri.project == "" && apikey.ValidIdentifier(project) && !apikey.ParseKey(project) {
 		ri.project = project
 	}
 }
 
 // noteActor records who the request acts for.
-func noteActor(ctx context.Context, p apikey.Principal) {
-	ri := info(ctx)
+func (ri *requestInfo) noteActor(p apikey.Principal) {
 	if p.Admin {
 		ri.actor = "admin"
 		return
@@ -109,6 +117,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 type exchange struct {
 	w    statusWriter
 	info requestInfo
+	id   [1]string // the X-Request-Id header's value
 }
 
 // ServeHTTP implements http.Handler. Request bodies are always JSON: like
@@ -117,9 +126,10 @@ type exchange struct {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	x := &exchange{w: statusWriter{ResponseWriter: w}}
+	x.info.start = start
 	x.info.id = a.requestID(r.Header.Get("X-Request-Id"))
-	w.Header().Set("X-Request-Id", x.info.id)
-	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, &x.info))
+	x.id[0] = x.info.id
+	w.Header()["X-Request-Id"] = x.id[:]
 	served := false
 	defer func() {
 		if !served { // a handler panicked; net/http logs the panic itself
@@ -129,13 +139,16 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	// POST /v1/api-keys/verify, the hot path, is dispatched as the mux would
 	// dispatch it (its pattern set on the request), without the mux's
-	// pattern matching; it reads its body as JSON whatever the header says.
+	// pattern matching, and given its record directly rather than through
+	// a copy of the request with a new context; it reads its body as JSON
+	// whatever the header says.
 	if r.Method == http.MethodPost && r.URL.Path == verifyPath && r.URL.RawPath == "" {
 		r.Pattern = verifyPattern
-		a.serveVerify(&x.w, r)
+		a.verify(&x.w, r, &x.info)
 		served = true
 		return
 	}
+	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, &x.info))
 	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" && !isJSON(ct) {
 		r.Header.Set("Content-Type", "application/json")
 	}
@@ -154,46 +167,38 @@ func (a *API) observe(r *http.Request, x *exchange, start time.Time, d time.Dura
 		route = routeOf(r.Pattern)
 	}
 	a.metrics.HTTPRequest(route, r.Method, status, d)
+	if x.info.verdict != "" {
+		a.metrics.VerifyResult(x.info.verdict, d)
+	}
 
-	level := slog.LevelInfo
+	q := logging.Request{
+		Time:     start.Add(d),
+		Level:    slog.LevelInfo,
+		ID:       x.info.id,
+		Method:   metrics.MethodLabel(r.Method),
+		Route:    route,
+		Status:   status,
+		Duration: d,
+		Bytes:    x.w.bytes,
+		Project:  x.info.project,
+		Actor:    x.info.actor,
+	}
 	if status >= 500 {
-		level = slog.LevelError
+		q.Level = slog.LevelError
 	}
 	ctx := r.Context()
 	h := a.log.Handler()
-	if !h.Enabled(ctx, level) {
+	if !h.Enabled(ctx, q.Level) {
 		return
 	}
-	// The record is built by hand rather than through Logger.LogAttrs,
-	// which would capture the caller's program counter on every request
-	// for a source location apikeyd never prints.
-	rec := slog.NewRecord(start.Add(d), level, "request", 0)
-	attrs := make([]slog.Attr, 0, 11)
-	attrs = append(attrs,
-		slog.String("request_id", x.info.id),
-		slog.String("method", metrics.MethodLabel(r.Method)),
-		slog.String("route", route),
-		slog.Int("status", status),
-		slog.Duration("duration", d),
-		slog.Int64("bytes", x.w.bytes),
-	)
-	if addr := clientIP(r, a.trusted); addr.IsValid() {
-		attrs = append(attrs, slog.String("client", addr.String()))
-	}
-	if x.info.project != "" {
-		attrs = append(attrs, slog.String("project", x.info.project))
-	}
-	if x.info.actor != "" {
-		attrs = append(attrs, slog.String("actor", x.info.actor))
-	}
+	q.Client = clientIP(r, a.trusted)
 	// The path is never logged (a client may put anything in it), only the
 	// route pattern, and the key ID when the route names one that has the
 	// shape of a key ID.
 	if id := r.PathValue("keyID"); id != "" && apikey.ValidID(apikey.IDKindKey, id) {
-		attrs = append(attrs, slog.String("key_id", id))
+		q.KeyID = id
 	}
-	rec.AddAttrs(attrs...)
-	_ = h.Handle(ctx, rec)
+	logging.LogRequest(ctx, h, &q)
 }
 
 // routeOf turns a mux pattern ("GET /v1/api-keys/{keyID}") into the route
@@ -238,19 +243,31 @@ func saneRequestID(s string) bool {
 	return true
 }
 
-// newRequestID returns 128 random bits in hex. They come from the runtime's
-// per-thread ChaCha8 generator: unique enough across replicas, and cheap
-// enough for every request (request IDs are not secrets).
+// newRequestID returns a new request ID: 32 hex digits, the first 16 drawn
+// at random when the process starts, the last 16 a counter. IDs are unique
+// within a process and, with overwhelming likelihood, across replicas and
+// restarts; they are not secrets, and a counter costs far less per request
+// than fresh random bits.
 func newRequestID() string {
-	var b [16]byte
-	for i := 0; i < 16; i += 8 {
-		v := rand.Uint64()
-		for j := range 8 {
-			b[i+j] = byte(v >> (8 * j))
-		}
+	var b [32]byte
+	copy(b[:16], requestIDPrefix[:])
+	n := requestIDCounter.Add(1)
+	for i := 31; i >= 16; i-- {
+		b[i] = hexDigits[n&0xf]
+		n >>= 4
 	}
-	return hex.EncodeToString(b[:])
+	return string(b[:])
 }
+
+const hexDigits = "0123456789abcdef"
+
+var (
+	requestIDPrefix = func() (p [16]byte) {
+		hex.Encode(p[:], binary.LittleEndian.AppendUint64(nil, rand.Uint64()))
+		return p
+	}()
+	requestIDCounter atomic.Uint64
+)
 
 // routeMux is the API's ServeMux, remembering every pattern registered on
 // it, so that tests can compare what is served with the OpenAPI document.

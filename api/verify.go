@@ -131,56 +131,59 @@ const (
 	verifyPattern = http.MethodPost + " " + verifyPath
 )
 
-// epoch is the base of the handler's latency readings: time.Since of a
-// fixed time reads only the monotonic clock, half the cost of time.Now.
-var epoch = time.Now()
-
-// serveVerify is the handler of POST /v1/api-keys/verify.
+// serveVerify is the handler of POST /v1/api-keys/verify as routed by the
+// mux; ServeHTTP calls verify directly.
 func (a *API) serveVerify(w http.ResponseWriter, r *http.Request) {
-	start := time.Since(epoch)
-	p, err := a.authorize(r, apikey.ScopeVerify)
+	a.verify(w, r, info(r.Context()))
+}
+
+// verify answers a verification, noting in ri what the log line and the
+// metrics report of it.
+func (a *API) verify(w http.ResponseWriter, r *http.Request, ri *requestInfo) {
+	p, err := a.authorize(r, ri, apikey.ScopeVerify)
 	if err != nil {
-		a.writeError(w, r, err)
+		a.writeError(w, r, ri, err)
 		return
 	}
 	vb := verifyBufs.Get().(*verifyBuf)
 	defer vb.release()
 	body, err := vb.readBody(r.Body)
 	if err != nil {
-		a.writeError(w, r, err)
+		a.writeError(w, r, ri, err)
 		return
 	}
 	in, ok := vb.parseFast(body)
 	if !ok {
 		if in, err = a.parseVerify(body); err != nil {
-			a.writeError(w, r, err)
+			a.writeError(w, r, ri, err)
 			return
 		}
 	}
+	in.At = ri.start
 	v, err := a.svc.Verify(r.Context(), p, in)
 	if err != nil {
-		a.writeError(w, r, err)
+		a.writeError(w, r, ri, err)
 		return
 	}
 	if v.Known {
-		noteProject(r.Context(), v.Record.ProjectID)
+		ri.noteProject(v.Record.ProjectID)
 	}
+	ri.verdict = v.Code
 	vb.out = appendVerdict(vb.out[:0], &v)
 	w.Header()["Content-Type"] = jsonContentType
 	_, _ = w.Write(vb.out)
-	a.metrics.VerifyResult(v.Code, time.Since(epoch)-start)
 }
 
 var jsonContentType = []string{"application/json"}
 
 // writeError answers with the problem of err, logging internal causes.
-func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, ri *requestInfo, err error) {
 	p, ok := err.(*Problem)
 	if !ok {
 		p = problemFrom(err)
 	}
 	if p.Status >= 500 {
-		a.log.ErrorContext(r.Context(), "request failed", "status", p.Status, "err", err)
+		a.log.ErrorContext(r.Context(), "request failed", "request_id", ri.id, "status", p.Status, "err", err)
 	}
 	for k, vs := range p.headers {
 		w.Header()[k] = vs

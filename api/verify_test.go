@@ -416,10 +416,11 @@ func BenchmarkServeVerify(b *testing.B) {
 	rd := bytes.NewReader(body)
 	req.Body = io.NopCloser(rd)
 	w := &discard{h: http.Header{}}
+	var ri requestInfo
 	b.ReportAllocs()
 	for b.Loop() {
 		rd.Reset(body)
 		clear(w.h)
-		a.serveVerify(w, req)
+		a.verify(w, req, &ri)
 	}
 }

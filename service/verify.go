@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"strconv"
+	"time"
 
 	"github.com/apikeyd/apikeyd/apikey"
 )
@@ -12,6 +13,9 @@ type VerifyInput struct {
 	Key           string
 	Scopes        []string // all required
 	EnvironmentID string   // empty: any environment
+	// At is the time of the verification, when the caller has already read
+	// the clock; zero means the service's clock.
+	At time.Time
 }
 
 // Verdict is the answer to a verification. Known is true, and Record set,
@@ -55,7 +59,10 @@ func (s *Service) Verify(ctx context.Context, p apikey.Principal, in VerifyInput
 	if !found || !p.SeesRecord(&rec) {
 		return Verdict{Code: apikey.CodeNotFound}, nil
 	}
-	now := s.clock()
+	now := in.At
+	if now.IsZero() {
+		now = s.clock()
+	}
 	s.usage.Record(rec.ID, now)
 	return Verdict{Code: rec.Check(now, in.Scopes, in.EnvironmentID), Known: true, Record: rec}, nil
 }
