@@ -57,9 +57,11 @@ type API struct {
 	limiter *failureLimiter
 	trusted []netip.Prefix
 	metrics *metrics.Metrics
-	now     func() time.Time
-	mux     *routeMux
-	huma    huma.API
+	// verifyOK is the request series of answered verifications.
+	verifyOK *metrics.HTTPSeries
+	now      func() time.Time
+	mux      *routeMux
+	huma     huma.API
 	// verifySchema is the schema of the verify body, for parseVerify.
 	verifySchema *huma.Schema
 }
@@ -92,8 +94,10 @@ func New(o Options) *API {
 		limiter: newFailureLimiter(o.AuthFailureBurst, o.AuthFailureRefill, o.Now),
 		trusted: o.TrustedProxies,
 		metrics: o.Metrics,
-		now:     o.Now,
-		mux:     newRouteMux(),
+		// Resolved once, so that the hot path does not look it up.
+		verifyOK: o.Metrics.HTTPSeries(routeOf(verifyPattern), http.MethodPost, http.StatusOK),
+		now:      o.Now,
+		mux:      newRouteMux(),
 	}
 	cfg := huma.DefaultConfig("apikeyd", o.Version)
 	cfg.Info.Description = "Issue, verify, rotate and revoke API keys for the projects of a platform."

@@ -32,7 +32,7 @@ type Metrics struct {
 	httpDuration *prometheus.HistogramVec
 	// httpSeries caches the resolved series of each (route, method,
 	// status), so that counting a request is a map read and two atomic adds.
-	httpSeries sync.Map // httpKey → *httpSeries
+	httpSeries sync.Map // httpKey → *HTTPSeries
 
 	// hot holds the verify counts, the verify latency histogram and the
 	// cache hits.
@@ -118,7 +118,9 @@ type httpKey struct {
 	status        int
 }
 
-type httpSeries struct {
+// HTTPSeries is the request counter and latency histogram of one route,
+// method and status.
+type HTTPSeries struct {
 	requests prometheus.Counter
 	duration prometheus.Observer
 }
@@ -128,8 +130,17 @@ type httpSeries struct {
 // and methods other than the standard ones count as "OTHER", so that no
 // client can create series at will.
 func (m *Metrics) HTTPRequest(route, method string, status int, d time.Duration) {
+	m.HTTPSeries(route, method, status).Observe(d)
+}
+
+// HTTPSeries returns the series HTTPRequest(route, method, status, …)
+// records into, for a caller that records many requests of one kind and
+// would rather not look the series up each time. It creates the series
+// (at zero) if need be. It returns nil, which records nothing, on nil
+// Metrics.
+func (m *Metrics) HTTPSeries(route, method string, status int) *HTTPSeries {
 	if m == nil {
-		return
+		return nil
 	}
 	if route == "" {
 		route = "unmatched"
@@ -141,14 +152,20 @@ func (m *Metrics) HTTPRequest(route, method string, status int, d time.Duration)
 	k := httpKey{route, method, status}
 	v, ok := m.httpSeries.Load(k)
 	if !ok {
-		v, _ = m.httpSeries.LoadOrStore(k, &httpSeries{
+		v, _ = m.httpSeries.LoadOrStore(k, &HTTPSeries{
 			requests: m.httpRequests.WithLabelValues(route, method, strconv.Itoa(status)),
 			duration: m.httpDuration.WithLabelValues(route, method),
 		})
 	}
-	s := v.(*httpSeries)
-	s.requests.Inc()
-	s.duration.Observe(d.Seconds())
+	return v.(*HTTPSeries)
+}
+
+// Observe records one request of the series that took d.
+func (s *HTTPSeries) Observe(d time.Duration) {
+	if s != nil {
+		s.requests.Inc()
+		s.duration.Observe(d.Seconds())
+	}
 }
 
 // VerifyResult records one verification's verdict and how long it took.

@@ -65,6 +65,34 @@ func TestVerifyResult(t *testing.T) {
 	none.CacheHit()
 }
 
+// TestHTTPRequest checks that requests count under their route, method and
+// status, that a series resolved ahead with HTTPSeries is the same one, and
+// that labels a client controls are folded into fixed values.
+func TestHTTPRequest(t *testing.T) {
+	m := metrics.New()
+	verifyOK := m.HTTPSeries("/v1/api-keys/verify", "POST", 200)
+	text := scrape(t, m)
+	hasLines(t, text, `apikeyd_http_requests_total{method="POST",route="/v1/api-keys/verify",status="200"} 0`)
+	verifyOK.Observe(time.Millisecond)
+	m.HTTPRequest("/v1/api-keys/verify", "POST", 200, 3*time.Millisecond)
+	m.HTTPRequest("/v1/api-keys/verify", "POST", 401, time.Millisecond)
+	m.HTTPRequest("", "BREW", 999, time.Millisecond)
+	text = scrape(t, m)
+	hasLines(t, text,
+		`apikeyd_http_requests_total{method="POST",route="/v1/api-keys/verify",status="200"} 2`,
+		`apikeyd_http_requests_total{method="POST",route="/v1/api-keys/verify",status="401"} 1`,
+		`apikeyd_http_requests_total{method="OTHER",route="unmatched",status="0"} 1`,
+		`apikeyd_http_request_duration_seconds_count{method="POST",route="/v1/api-keys/verify"} 3`,
+	)
+	if !strings.Contains(text, `apikeyd_http_request_duration_seconds_sum{method="POST",route="/v1/api-keys/verify"} 0.005`) {
+		t.Errorf("duration sum wrong:\n%s", grep(text, "apikeyd_http_request_duration_seconds_sum"))
+	}
+	// A nil *Metrics hands out a nil series; both record nothing.
+	var none *metrics.Metrics
+	none.HTTPSeries("/x", "GET", 200).Observe(time.Second)
+	none.HTTPRequest("/x", "GET", 200, time.Second)
+}
+
 func grep(text, prefix string) string {
 	var out []string
 	for _, l := range strings.Split(text, "\n") {
