@@ -240,8 +240,10 @@ func TestRequestLog(t *testing.T) {
 // BenchmarkRequestOverhead measures what ServeHTTP adds around a route
 // (request ID, context record, status capture, metrics, one log line):
 // MuxOnly is the route alone, NoLog adds everything but the log line,
-// JSONBuffered logs as the serve command does (JSON into logging.Writer on
-// a pipe) and JSONUnbuffered with one write(2) per line, for comparison.
+// JSONBuffered logs as the serve command does (JSON through logging's
+// handler into logging.Writer on a pipe), JSONUnbuffered with one write(2)
+// per line, and SlogJSONBuffered through slog's own JSONHandler, for
+// comparison.
 func BenchmarkRequestOverhead(b *testing.B) {
 	run := func(b *testing.B, h http.Handler) {
 		b.ReportAllocs()
@@ -257,12 +259,13 @@ func BenchmarkRequestOverhead(b *testing.B) {
 	b.Run("MuxOnly", func(b *testing.B) { run(b, newTestAPI(b, nil).mux) })
 	b.Run("NoLog", func(b *testing.B) { run(b, newTestAPI(b, slog.New(slog.DiscardHandler))) })
 	b.Run("JSONBuffered", func(b *testing.B) {
-		w := newBenchWriter(b, true)
-		run(b, newTestAPI(b, slog.New(slog.NewJSONHandler(w, nil))))
+		run(b, newTestAPI(b, logging.New(newBenchWriter(b, true), "json", "info")))
 	})
 	b.Run("JSONUnbuffered", func(b *testing.B) {
-		w := newBenchWriter(b, false)
-		run(b, newTestAPI(b, slog.New(slog.NewJSONHandler(w, nil))))
+		run(b, newTestAPI(b, logging.New(newBenchWriter(b, false), "json", "info")))
+	})
+	b.Run("SlogJSONBuffered", func(b *testing.B) { // slog's own JSONHandler, for comparison
+		run(b, newTestAPI(b, slog.New(slog.NewJSONHandler(newBenchWriter(b, true), nil))))
 	})
 }
 
