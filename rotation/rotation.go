@@ -142,7 +142,6 @@ func (s *Scheduler) claim(ctx context.Context, maxBatches int) int {
 		total += n
 		if err != nil {
 			if ctx.Err() == nil {
-				s.o.Metrics.StoreError("claim_rotations")
 				s.log.Error("claiming due rotations failed; trying again at the next check", "err", err)
 			}
 			break
@@ -184,7 +183,6 @@ func (s *Scheduler) untilNext(ctx context.Context) time.Duration {
 	at, err := s.o.Service.NextDeliveryAt(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			s.o.Metrics.StoreError("next_delivery")
 			s.log.Warn("looking for pending deliveries failed", "err", err)
 		}
 		return s.o.Interval
@@ -201,7 +199,6 @@ func (s *Scheduler) deliver(ctx context.Context) int {
 	attempts, finished, err := s.o.Service.LeaseDeliveries(ctx, s.o.Policy, s.o.Workers)
 	if err != nil {
 		if ctx.Err() == nil {
-			s.o.Metrics.StoreError("lease_deliveries")
 			s.log.Error("leasing due deliveries failed", "err", err)
 		}
 		return 0
@@ -219,7 +216,6 @@ func (s *Scheduler) deliver(ctx context.Context) int {
 			cancel()
 			f, err := s.o.Service.FinishAttempt(bg, s.o.Policy, a, sendErr)
 			if err != nil {
-				s.o.Metrics.StoreError("finish_delivery")
 				s.log.Error("recording a delivery attempt failed; the lease will run out and the attempt be repeated",
 					"attempt", a, "err", err)
 				return

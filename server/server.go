@@ -85,10 +85,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, store: store, usage: lastused.New(store), metrics: metrics.New()}
+	m := metrics.New()
+	// Everything but the PostgreSQL follower (which has its own
+	// connection, and reports through apikeyd_cache_staleness_seconds)
+	// reaches the store through m.Store, which counts its failures.
+	counted := m.Store(store)
+	s := &Server{cfg: cfg, log: log, store: store, usage: lastused.New(counted), metrics: m}
 	s.usage.OnFlush = s.metrics.LastUsedFlush
 	webhooks := webhook.Policy{Insecure: cfg.InsecureWebhooks}
-	s.index = keycache.New(keycache.Options{Store: store, Metrics: s.metrics})
+	s.index = keycache.New(keycache.Options{Store: counted, Metrics: s.metrics})
 	var index service.Index = s.index
 	if pg, ok := store.(*postgres.Store); ok {
 		s.follower = pg.Follower(postgres.FollowOptions{Index: s.index, MaxStaleness: cfg.MaxStaleness, Logger: log})
@@ -96,7 +101,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		s.metrics.CacheStaleness(s.follower.Age)
 	}
 	s.svc, err = service.New(service.Options{
-		Store:      store,
+		Store:      counted,
 		Index:      index,
 		Usage:      s.usage,
 		Box:        box,
