@@ -171,6 +171,7 @@ func (a *API) rotateKey(ctx context.Context, in *rotateKeyInput) (*rotateKeyOutp
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
+	a.metrics.Rotation("manual", "rotated")
 	noteProject(ctx, r.New.ProjectID)
 	return &rotateKeyOutput{Body: RotateObject{
 		OldKeyID:       r.Old.ID,

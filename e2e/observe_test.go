@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/apikeyd/apikeyd/apikey"
 )
 
 // metric returns the value of the sample of /metrics whose name and labels
@@ -58,6 +60,17 @@ func TestMetrics(t *testing.T) {
 		s.verify(t, verifier.Secret, map[string]any{"key": k.Secret})
 	}
 	s.verify(t, verifier.Secret, map[string]any{"key": "garbage"})
+	unknown, err := apikey.GenerateKey("sk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the store is asked once, the negative cache answers the second
+		if v := s.verify(t, verifier.Secret, map[string]any{"key": unknown.Plaintext}); v["code"] != "NOT_FOUND" {
+			t.Fatalf("an unknown key: %v", v)
+		}
+	}
+	rotated := s.create(t, s.Admin, map[string]any{"project_id": "m", "name": "r"})
+	expect(t, s.do(t, http.MethodPost, "/v1/api-keys/"+rotated.ID+"/rotate", s.Admin, map[string]any{"grace_period_minutes": 0}), http.StatusCreated)
 	expect(t, s.do(t, http.MethodGet, "/v1/api-keys/"+k.ID, s.Admin, nil), http.StatusOK)
 	expect(t, s.do(t, http.MethodGet, "/v1/api-keys/key_00000000000000000000000000", s.Admin, nil), http.StatusNotFound)
 	expect(t, s.do(t, http.MethodGet, "/v1/api-keys?project_id=m", "", nil), http.StatusUnauthorized)
@@ -67,19 +80,29 @@ func TestMetrics(t *testing.T) {
 
 	after := s.scrape(t)
 	for series, want := range map[string]float64{
-		verifyOK: 4,
-		`apikeyd_http_requests_total{method="POST",route="/v1/api-keys",status="201"}`:           2,
+		verifyOK: 6,
+		`apikeyd_http_requests_total{method="POST",route="/v1/api-keys",status="201"}`:           3,
 		`apikeyd_http_requests_total{method="GET",route="/v1/api-keys/{keyID}",status="200"}`:    1,
 		`apikeyd_http_requests_total{method="GET",route="/v1/api-keys/{keyID}",status="404"}`:    1,
 		`apikeyd_http_requests_total{method="GET",route="/v1/api-keys",status="401"}`:            1,
 		`apikeyd_http_requests_total{method="GET",route="unmatched",status="404"}`:               1,
 		`apikeyd_http_requests_total{method="OTHER",route="unmatched",status="405"}`:             1,
 		`apikeyd_http_requests_total{method="GET",route="/metrics",status="200"}`:                1,
-		`apikeyd_http_request_duration_seconds_count{method="POST",route="/v1/api-keys/verify"}`: 4,
+		`apikeyd_http_request_duration_seconds_count{method="POST",route="/v1/api-keys/verify"}`: 6,
 		`apikeyd_verify_total{code="VALID"}`:                                                     3,
 		`apikeyd_verify_total{code="MALFORMED"}`:                                                 1,
-		`apikeyd_verify_duration_seconds_count`:                                                  4,
-		`apikeyd_last_used_flushes_total{outcome="ok"}`:                                          -2, // at least one
+		`apikeyd_verify_total{code="NOT_FOUND"}`:                                                 2,
+		`apikeyd_verify_duration_seconds_count`:                                                  6,
+		// Every key is in the index from its creation: the six bearer
+		// checks and the three verifications of k are hits, and so is the
+		// second lookup of the unknown key (the negative cache); only its
+		// first reached the store.
+		`apikeyd_cache_hits_total`:                                 10,
+		`apikeyd_cache_misses_total{outcome="unknown"}`:            1,
+		`apikeyd_cache_misses_total{outcome="found"}`:              0,
+		`apikeyd_cache_keys`:                                       4, // verifier, k, rotated and its replacement
+		`apikeyd_rotations_total{kind="manual",outcome="rotated"}`: 1,
+		`apikeyd_last_used_flushes_total{outcome="ok"}`:            -2, // at least one
 	} {
 		got := metric(t, after, series)
 		if want == -2 {
