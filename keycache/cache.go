@@ -169,21 +169,32 @@ type fillCall struct {
 
 // fill asks the store about h and keeps the answer. Of concurrent misses of
 // one hash, one reads the store and the others wait for its answer.
+//
+// Every lookup that ends without a store read of its own counts as a hit
+// (an answer found once the lock is taken, or shared from another caller's
+// read), every store read as a miss by its outcome; a failed read counts as
+// neither (the store wrapper counts it as a store error). So hits plus
+// misses are the lookups that got an answer.
 func (c *Cache) fill(ctx context.Context, sh *shard, h apikey.Hash) (apikey.Record, bool, error) {
 	sh.mu.Lock()
 	if i, ok := sh.find(h); ok {
 		rec := c.record(sh.slot(i))
 		sh.mu.Unlock()
+		c.metrics.CacheHit()
 		return rec, true, nil
 	}
 	if _, unknown := sh.neg[h]; unknown {
 		sh.mu.Unlock()
+		c.metrics.CacheHit()
 		return apikey.Record{}, false, nil
 	}
 	if f := sh.pending[h]; f != nil {
 		sh.mu.Unlock()
 		select {
 		case <-f.done:
+			if f.err == nil {
+				c.metrics.CacheHit()
+			}
 			return f.rec, f.found, f.err
 		case <-ctx.Done():
 			return apikey.Record{}, false, unavailable(ctx.Err())

@@ -13,6 +13,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/apikey"
 	"github.com/apikeyd/apikeyd/keycache"
+	"github.com/apikeyd/apikeyd/metrics"
 	"github.com/apikeyd/apikeyd/sqlite"
 )
 
@@ -404,13 +405,15 @@ func TestConcurrentFillAndRevoke(t *testing.T) {
 }
 
 // TestConcurrentMissesShareOneRead: many lookups of one new hash at once
-// make one store read.
+// make one store read, counted as the one miss; every other lookup, answered
+// without a read of its own, counts as a hit.
 func TestConcurrentMissesShareOneRead(t *testing.T) {
 	st := openStore(t)
 	k := newKey(1)
 	insert(t, st, k)
 	st.hold, st.read = make(chan struct{}), make(chan struct{})
-	c := keycache.New(keycache.Options{Store: st})
+	m := metrics.New()
+	c := keycache.New(keycache.Options{Store: st, Metrics: m})
 	var wg sync.WaitGroup
 	start := func() {
 		wg.Add(1)
@@ -435,6 +438,31 @@ func TestConcurrentMissesShareOneRead(t *testing.T) {
 	if n := st.byHash.Load(); n != 1 {
 		t.Fatalf("%d store reads, want 1", n)
 	}
+	if hits, found := counter(t, m, "apikeyd_cache_hits_total", ""), counter(t, m, "apikeyd_cache_misses_total", "found"); hits != 10 || found != 1 {
+		t.Fatalf("%v hits and %v misses (found) of 11 lookups, want 10 and 1", hits, found)
+	}
+}
+
+// counter returns the value of a counter of m, the one whose single label
+// has the value label ("" for a counter without labels).
+func counter(t *testing.T, m *metrics.Metrics, name, label string) float64 {
+	t.Helper()
+	families, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			if l := s.GetLabel(); label == "" && len(l) == 0 || len(l) == 1 && l[0].GetValue() == label {
+				return s.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no %s{%s} in the registry", name, label)
+	return 0
 }
 
 func TestStoreErrors(t *testing.T) {
