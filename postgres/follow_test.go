@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -252,4 +253,168 @@ func dbName(t *testing.T, dbURL string) string {
 func terminate(t *testing.T, base, app string) {
 	t.Helper()
 	pgtest.Exec(t, base, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '"+app+"'")
+}
+
+// TestFollowerReconciles: a key inserted while the keys_changed trigger is
+// off (as by a restore or a bulk load that disables triggers) is never
+// notified. A follower reconciling every 200ms reads it while its
+// connection stays up; one reconciling every hour does not.
+func TestFollowerReconciles(t *testing.T) {
+	pgtest.URL(t)
+	t.Parallel()
+	dbURL := pgtest.Schema(t)
+	var fastLog, slowLog logs
+	fast := startReplica(t, dbURL, "apikeyd-reconcile-fast", postgres.FollowOptions{ReconcileInterval: 200 * time.Millisecond, Logger: slog.New(&fastLog)})
+	slow := startReplica(t, dbURL, "apikeyd-reconcile-slow", postgres.FollowOptions{ReconcileInterval: time.Hour, Logger: slog.New(&slowLog)})
+	writer, err := postgres.Open(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+
+	unnotified := testKey(1)
+	insertUnnotified(t, dbURL, writer, unnotified)
+	// A notified key committed after it: once a follower has it, it has
+	// had every notification of what committed before.
+	notified := testKey(2)
+	insertKey(t, writer, notified)
+	waitUntil(t, 5*time.Second, "the notified key", func() bool { return slow.version(notified) == 1 })
+	if slow.version(unnotified) != 0 {
+		t.Fatal("a follower that does not reconcile has the key inserted without a notification")
+	}
+
+	waitUntil(t, 10*time.Second, "the reconciling follower to read the key", func() bool { return fast.version(unnotified) == 1 })
+	// What it read, it read through a reconcile of a connection that stayed
+	// up: the one at connection and at least one since.
+	waitUntil(t, 5*time.Second, "the reconcile's log", func() bool { return fastLog.count(msgCaughtUp) >= 2 })
+	if n := fastLog.count(msgFollowing); n != 1 {
+		t.Errorf("the reconciling follower connected %d times, want 1", n)
+	}
+	if n := fastLog.count(msgUnreadable); n != 0 {
+		t.Errorf("%d unreadable notifications, want none", n)
+	}
+	if slow.version(unnotified) != 0 || slowLog.count(msgCaughtUp) != 1 || slowLog.count(msgFollowing) != 1 {
+		t.Errorf("the hourly follower: version %d, %d catch-ups, %d connections; want 0, 1 and 1",
+			slow.version(unnotified), slowLog.count(msgCaughtUp), slowLog.count(msgFollowing))
+	}
+}
+
+// TestFollowerUnreadable: a notification the follower cannot read makes it
+// read every change since its last position, which brings what no readable
+// notification named. Neither follower reconciles on its own here.
+func TestFollowerUnreadable(t *testing.T) {
+	pgtest.URL(t)
+	t.Parallel()
+
+	// A notification on the channel from another session (not the
+	// trigger's) comes after a key inserted without one.
+	t.Run("Foreign", func(t *testing.T) {
+		t.Parallel()
+		dbURL := pgtest.Schema(t)
+		var log logs
+		r := startReplica(t, dbURL, "apikeyd-unreadable-foreign", postgres.FollowOptions{ReconcileInterval: time.Hour, Logger: slog.New(&log)})
+		writer, err := postgres.Open(t.Context(), dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer writer.Close()
+
+		unnotified := testKey(1)
+		insertUnnotified(t, dbURL, writer, unnotified)
+		notified := testKey(2)
+		insertKey(t, writer, notified)
+		waitUntil(t, 5*time.Second, "the notified key", func() bool { return r.version(notified) == 1 })
+		if r.version(unnotified) != 0 {
+			t.Fatal("the follower has the key inserted without a notification before any reconcile")
+		}
+
+		pgtest.Exec(t, dbURL, "SELECT pg_notify('apikeyd_keys_' || to_hex(hashtext(current_schema())), 'not a key change')")
+		waitUntil(t, 10*time.Second, "the key inserted without a notification", func() bool { return r.version(unnotified) == 1 })
+		waitUntil(t, 5*time.Second, "the full read's log", func() bool { return log.count(msgCaughtUp) >= 2 })
+		if n := log.count(msgUnreadable); n != 1 {
+			t.Errorf("%d unreadable notifications logged, want 1", n)
+		}
+		if n := log.count(msgFollowing); n != 1 {
+			t.Errorf("the follower connected %d times, want 1", n)
+		}
+	})
+
+	// The store takes any key ID (the service makes them without spaces);
+	// the trigger's own notification of a key whose ID has a space cannot
+	// be read, so its insert and its revocation arrive by full reads.
+	t.Run("OwnPayload", func(t *testing.T) {
+		t.Parallel()
+		dbURL := pgtest.Schema(t)
+		var log logs
+		r := startReplica(t, dbURL, "apikeyd-unreadable-own", postgres.FollowOptions{ReconcileInterval: time.Hour, Logger: slog.New(&log)})
+		writer, err := postgres.Open(t.Context(), dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer writer.Close()
+
+		k := testKey(1)
+		k.ID = "key with spaces"
+		insertKey(t, writer, k)
+		waitUntil(t, 10*time.Second, "the key", func() bool { return r.version(k) == 1 })
+		revoke(t, writer, k.ID)
+		waitUntil(t, 10*time.Second, "the revocation", func() bool { return r.version(k) == 2 })
+		rec, found, err := r.index.Lookup(t.Context(), k.Hash)
+		if err != nil || !found || rec.RevokedAt.IsZero() {
+			t.Fatalf("lookup after the revocation: %+v %v %v", rec, found, err)
+		}
+		waitUntil(t, 5*time.Second, "the full reads' log", func() bool { return log.count(msgCaughtUp) >= 3 })
+		if n := log.count(msgUnreadable); n != 2 {
+			t.Errorf("%d unreadable notifications logged, want 2", n)
+		}
+		if n := log.count(msgFollowing); n != 1 {
+			t.Errorf("the follower connected %d times, want 1", n)
+		}
+	})
+}
+
+// insertUnnotified inserts k through s with the keys_changed trigger off,
+// so that no notification is sent; change_xid takes its default.
+func insertUnnotified(t *testing.T, dbURL string, s *postgres.Store, k *apikey.Key) {
+	t.Helper()
+	pgtest.Exec(t, dbURL, "ALTER TABLE keys DISABLE TRIGGER keys_changed")
+	insertKey(t, s, k)
+	pgtest.Exec(t, dbURL, "ALTER TABLE keys ENABLE TRIGGER keys_changed")
+}
+
+// Messages of the follower's log that tell its paths apart.
+const (
+	msgFollowing  = "following key changes"                                            // a connection caught up
+	msgCaughtUp   = "caught up with key changes"                                       // a read from the last position
+	msgUnreadable = "unreadable key change notification; reading every change instead" // a payload it cannot parse
+)
+
+// logs records a follower's log at every level.
+type logs struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *logs) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logs) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logs) WithGroup(string) slog.Handler            { return l }
+
+func (l *logs) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = append(l.msgs, r.Message)
+	return nil
+}
+
+// count returns how many records had the message msg.
+func (l *logs) count(msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, m := range l.msgs {
+		if m == msg {
+			n++
+		}
+	}
+	return n
 }
