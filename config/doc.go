@@ -7,7 +7,7 @@ import (
 // MarkdownTable renders Settings as the configuration table of the docs.
 func MarkdownTable() string {
 	var b strings.Builder
-	b.WriteString("| variable | flag | default | meaning |\n|---|---|---|---|\n")
+	b.WriteString("| variable | flag | default | accepted values | meaning |\n|---|---|---|---|---|\n")
 	for _, s := range Settings {
 		def := "`" + s.Default + "`"
 		switch {
@@ -20,7 +20,10 @@ func MarkdownTable() string {
 		if s.File != "" {
 			env += " (or `" + s.File + "`)"
 		}
-		b.WriteString("| " + env + " | `--" + s.Flag + "` | " + def + " | " + strings.ReplaceAll(s.Usage, "|", `\|`) + " |\n")
+		b.WriteString("| " + env + " | `--" + s.Flag + "` | " + def + " | " + cell(s.Limits()) + " | " + cell(s.Usage) + " |\n")
 	}
 	return b.String()
 }
+
+// cell escapes the pipes of a table cell.
+func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }

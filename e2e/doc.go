@@ -2,7 +2,10 @@
 // start it as a child process on 127.0.0.1:0 with a temporary data
 // directory, and drive it over HTTP: signals, restarts and kill -9 included.
 // Everything the servers print is captured and searched for every key and
-// secret they issued.
+// secret they issued, and for the admin token and master key they were
+// given or generated. Servers log JSON, which the harness reads;
+// TestTextLogSecrets runs the traffic that handles secrets against a
+// server logging text.
 //
 // Every test runs on each backend: on SQLite, then, when
 // APIKEYD_TEST_DATABASE_URL names a PostgreSQL database (always under

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -123,22 +124,29 @@ func (b *secretBook) scanAll() int {
 	for _, o := range b.outputs {
 		text := o.String()
 		lines += strings.Count(text, "\n")
-		for s, what := range b.secrets {
-			if strings.Contains(text, s) {
-				fmt.Fprintf(os.Stderr, "FAIL: server output contains a %s\n", what)
-				return 1
-			}
-			// A secret's distinctive middle part must not appear either,
-			// e.g. in a truncated or quoted form.
-			if len(s) > 24 && strings.Contains(text, s[len(s)-24:]) {
-				fmt.Fprintf(os.Stderr, "FAIL: server output contains part of a %s\n", what)
-				return 1
-			}
+		if found := leaks(text, b.secrets); len(found) > 0 {
+			fmt.Fprintf(os.Stderr, "FAIL: server output contains secrets: %s\n", strings.Join(found, ", "))
+			return 1
 		}
 	}
 	fmt.Fprintf(os.Stderr, "secret scan: %d secrets searched in %d lines of server output from %d runs: none found\n",
 		len(b.secrets), lines, len(b.outputs))
 	return 0
+}
+
+// leaks says which of secrets (secret → what it is) appear in text, whole
+// or by their distinctive last 24 characters (e.g. truncated or quoted).
+func leaks(text string, secrets map[string]string) []string {
+	var found []string
+	for s, what := range secrets {
+		switch {
+		case strings.Contains(text, s):
+			found = append(found, what)
+		case len(s) > 24 && strings.Contains(text, s[len(s)-24:]):
+			found = append(found, what+" (in part)")
+		}
+	}
+	return found
 }
 
 // output collects what a server process prints.
@@ -170,6 +178,8 @@ type server struct {
 	masterKey string
 	args      []string
 	env       []string
+	// logFormat is the server's --log-format: json unless withLogFormat.
+	logFormat string
 
 	cmd    *exec.Cmd
 	out    *output
@@ -183,6 +193,9 @@ type option func(*server)
 
 // withArgs adds command-line flags.
 func withArgs(args ...string) option { return func(s *server) { s.args = append(s.args, args...) } }
+
+// withLogFormat makes the server log in format ("text" or "json").
+func withLogFormat(format string) option { return func(s *server) { s.logFormat = format } }
 
 // replicaOf makes the server a replica of another: on PostgreSQL, it
 // shares the other's database and secrets.
@@ -213,7 +226,7 @@ func sameStore(other *server) option {
 // until it is ready. It is stopped when the test ends.
 func startServer(t *testing.T, opts ...option) *server {
 	t.Helper()
-	s := &server{t: t, backend: backend, dataDir: filepath.Join(t.TempDir(), "data")}
+	s := &server{t: t, backend: backend, dataDir: filepath.Join(t.TempDir(), "data"), logFormat: "json"}
 	// Tests share 127.0.0.1 and some fail authentication on purpose; only
 	// the rate-limit test runs with the real default.
 	s.args = []string{"--auth-failure-burst", "100000", "--last-used-flush", "200ms"}
@@ -246,6 +259,12 @@ func startServer(t *testing.T, opts ...option) *server {
 		}
 		s.Admin = strings.TrimSpace(string(tok))
 		secrets.add("admin token", s.Admin)
+		mk, err := os.ReadFile(filepath.Join(s.dataDir, "master.key"))
+		if err != nil {
+			t.Fatalf("read master key: %v", err)
+		}
+		s.masterKey = strings.TrimSpace(string(mk))
+		secrets.add("master key", s.masterKey)
 	}
 	return s
 }
@@ -277,7 +296,7 @@ func serverEnv(extra []string) []string {
 
 func (s *server) start() {
 	s.t.Helper()
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", s.dataDir, "--log-format", "json", "--log-level", "debug"}, s.args...)
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", s.dataDir, "--log-format", s.logFormat, "--log-level", "debug"}, s.args...)
 	s.cmd = exec.Command(binary, args...)
 	s.cmd.Env = serverEnv(s.env)
 	s.out = &output{}
@@ -298,9 +317,8 @@ func (s *server) start() {
 		for sc.Scan() {
 			line := sc.Text()
 			s.out.Write([]byte(line + "\n"))
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
-				addr <- rec.Addr
+			if a, ok := listeningAddr(line); ok {
+				addr <- a
 			}
 		}
 		s.exited <- s.cmd.Wait()
@@ -315,6 +333,21 @@ func (s *server) start() {
 	}
 	s.waitReady()
 }
+
+// listeningAddr returns the address of the server's "listening" line, in
+// JSON or in text format.
+func listeningAddr(line string) (string, bool) {
+	var rec struct{ Msg, Addr string }
+	if json.Unmarshal([]byte(line), &rec) == nil {
+		return rec.Addr, rec.Msg == "listening"
+	}
+	if m := listeningText.FindStringSubmatch(line); m != nil {
+		return m[1], true
+	}
+	return "", false
+}
+
+var listeningText = regexp.MustCompile(`\bmsg=listening addr=(\S+)`)
 
 func (s *server) waitReady() {
 	s.t.Helper()
