@@ -13,5 +13,7 @@
 // and its secrets given in APIKEYD_ADMIN_TOKEN and APIKEYD_MASTER_KEY.
 // TestMain runs the whole suite once per backend; failures name the backend
 // in the log of the server they started. TestPostgresOutage, which stops
-// the PostgreSQL server, runs in the PostgreSQL pass only.
+// the PostgreSQL server, runs in the PostgreSQL pass only, as do the tests
+// of several processes on one store: a SQLite data directory takes a single
+// process, which TestSQLiteOneProcess checks in the SQLite pass only.
 package e2e

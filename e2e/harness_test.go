@@ -208,19 +208,6 @@ func replicaOf(other *server) option {
 	}
 }
 
-// sameStore makes the server share another's store, whatever the backend:
-// its SQLite file (two processes on one file) or its PostgreSQL database
-// (replicaOf).
-func sameStore(other *server) option {
-	return func(s *server) {
-		if s.backend == backendPostgres {
-			replicaOf(other)(s)
-			return
-		}
-		s.dataDir = other.dataDir
-	}
-}
-
 // startServer starts apikeyd on a fresh data directory (on SQLite) or a
 // fresh database (on PostgreSQL), as the test-wide backend says, and waits
 // until it is ready. It is stopped when the test ends.

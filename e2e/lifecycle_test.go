@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -121,4 +125,63 @@ func TestKillDuringCreates(t *testing.T) {
 		}
 	}
 	t.Logf("%d creates acknowledged before SIGKILL, %d keys listed after restart", len(acked), len(listed))
+}
+
+// TestSQLiteOneProcess starts a second apikeyd on a running server's
+// SQLite data directory: it must exit non-zero at once, saying why, while
+// the first keeps serving (a revocation there is seen at once, as it would
+// not be by a second process with its own index). After the first is
+// stopped, by SIGTERM and then by SIGKILL, a new process starts on the
+// directory, and holds it in turn.
+func TestSQLiteOneProcess(t *testing.T) {
+	if backend != backendSQLite {
+		t.Skip("SQLite only: runs in the sqlite pass")
+	}
+	s := startServer(t)
+	k := s.create(t, s.Admin, map[string]any{"project_id": "p1", "name": "k"})
+	s.refusesSecond(t)
+	if v := s.verify(t, s.Admin, map[string]any{"key": k.Secret}); v["code"] != "VALID" {
+		t.Fatalf("the first server, after the second was refused: %v", v)
+	}
+	expect(t, s.do(t, http.MethodDelete, "/v1/api-keys/"+k.ID, s.Admin, nil), http.StatusNoContent)
+	if v := s.verify(t, s.Admin, map[string]any{"key": k.Secret}); v["code"] != "REVOKED" {
+		t.Fatalf("after revoking: %v", v)
+	}
+
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		s.restart(sig) // fails the test unless the new process starts
+		if v := s.verify(t, s.Admin, map[string]any{"key": k.Secret}); v["code"] != "REVOKED" {
+			t.Errorf("after %v and a restart: %v", sig, v)
+		}
+		s.refusesSecond(t)
+	}
+}
+
+// refusesSecond runs a second `apikeyd serve` on the server's data
+// directory and checks that it exits non-zero with a message naming the
+// directory, the process holding it and PostgreSQL for replicas.
+func (s *server) refusesSecond(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "serve", "--addr", "127.0.0.1:0", "--data-dir", s.dataDir, "--log-format", "json")
+	cmd.Env = serverEnv(nil)
+	out := &output{}
+	secrets.track(out)
+	cmd.Stdout, cmd.Stderr = out, out
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() <= 0 {
+		t.Fatalf("a second apikeyd on %s: %v, want a non-zero exit\n%s", s.dataDir, err, out)
+	}
+	pid := fmt.Sprintf("pid %d", s.cmd.Process.Pid)
+	for _, want := range []string{s.dataDir, pid, "SQLite serves a single apikeyd process", "PostgreSQL (APIKEYD_DATABASE_URL)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the second apikeyd's output does not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out.String(), `"msg":"listening"`) {
+		t.Errorf("the second apikeyd listened before exiting:\n%s", out)
+	}
+	expect(t, s.do(t, http.MethodGet, "/readyz", "", nil), http.StatusOK)
 }

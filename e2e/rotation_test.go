@@ -310,12 +310,13 @@ func TestScheduledRotationSIGKILL(t *testing.T) {
 }
 
 // TestScheduledRotationTwoProcesses runs two apikeyd processes on one
-// store (one SQLite file, or one PostgreSQL database) with 50 keys coming
-// due at once: 50 deliveries, 50 replacements, no key rotated twice.
+// PostgreSQL database with 50 keys coming due at once: 50 deliveries, 50
+// replacements, no key rotated twice. Two processes cannot share a SQLite
+// data directory (TestSQLiteOneProcess), so it runs in the postgres pass.
 func TestScheduledRotationTwoProcesses(t *testing.T) {
 	const n = 50
-	a := startServer(t, fastRotation("--rotation-check-interval", "100ms"))
-	b := startServer(t, fastRotation("--rotation-check-interval", "100ms"), sameStore(a))
+	rs := startReplicas(t, 2, fastRotation("--rotation-check-interval", "100ms"))
+	a, b := rs[0], rs[1]
 	rc := newReceiver(t, func(int, *http.Request) int { return http.StatusOK })
 	whsec := map[string]string{}
 	var ids []string

@@ -26,11 +26,6 @@ func dataPath(cfg config.Config, name string) string { return filepath.Join(cfg.
 // on first start with mode 0600. Only paths are logged, never contents.
 func loadSecrets(cfg config.Config, log *slog.Logger) (secrets, error) {
 	var out secrets
-	if !cfg.Postgres() {
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return out, fmt.Errorf("create data directory: %w", err)
-		}
-	}
 	out.adminToken = cfg.AdminToken
 	if out.adminToken == "" {
 		tok, err := fileSecret(dataPath(cfg, "admin.token"), "admin token", log, func() (string, error) {

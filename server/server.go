@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -63,6 +64,9 @@ type Server struct {
 	api      *api.API
 	http     *http.Server
 	rotator  *rotation.Scheduler
+	// dirLock keeps other processes off the SQLite data directory; nil on
+	// PostgreSQL.
+	dirLock *sqlite.DirLock
 
 	ln     net.Listener
 	cancel context.CancelFunc
@@ -71,8 +75,19 @@ type Server struct {
 }
 
 // New opens the store (applying migrations), loads or generates the secrets
-// and builds the service and its API. It does not listen yet.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+// and builds the service and its API. It does not listen yet. On SQLite it
+// first locks the data directory, and fails with a *sqlite.LockedError when
+// another process holds it; the lock is held until Shutdown.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, err error) {
+	lock, err := lockDataDir(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			lock.Unlock()
+		}
+	}()
 	secrets, err := loadSecrets(cfg, log)
 	if err != nil {
 		return nil, err
@@ -90,7 +105,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	// connection, and reports through apikeyd_cache_staleness_seconds)
 	// reaches the store through m.Store, which counts its failures.
 	counted := m.Store(store)
-	s := &Server{cfg: cfg, log: log, store: store, usage: lastused.New(counted), metrics: m}
+	s := &Server{cfg: cfg, log: log, store: store, usage: lastused.New(counted), metrics: m, dirLock: lock}
 	s.usage.OnFlush = s.metrics.LastUsedFlush
 	webhooks := webhook.Policy{Insecure: cfg.InsecureWebhooks}
 	s.index = keycache.New(keycache.Options{Store: counted, Metrics: s.metrics})
@@ -148,6 +163,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
+}
+
+// lockDataDir creates the SQLite data directory if need be and locks it
+// for this process: each process keeps its own key index, and on SQLite
+// nothing tells one process of another's changes, so a second one would go
+// on verifying keys the first revoked. It takes no lock on PostgreSQL,
+// where replicas follow each other's changes.
+func lockDataDir(cfg config.Config) (*sqlite.DirLock, error) {
+	if cfg.Postgres() {
+		return nil, nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	return sqlite.LockDir(cfg.DataDir)
 }
 
 // openStore opens PostgreSQL when the config has a database URL, and the
@@ -251,7 +281,8 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Shutdown stops taking requests, waits for those in flight (until ctx
 // ends), stops background jobs (the rotation scheduler finishes the webhook
-// attempts it has started), writes buffered last uses and closes the store.
+// attempts it has started), writes buffered last uses, closes the store and,
+// on SQLite, releases the data directory.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
 	if s.cancel != nil {
@@ -262,8 +293,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if ferr := s.usage.Flush(context.WithoutCancel(ctx)); ferr != nil {
 		err = errors.Join(err, fmt.Errorf("flush last uses: %w", ferr))
 	}
+	return errors.Join(err, s.closeStore())
+}
+
+// closeStore closes the store, then releases the data directory.
+func (s *Server) closeStore() error {
+	var err error
 	if cerr := s.store.Close(); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
+		err = fmt.Errorf("close store: %w", cerr)
+	}
+	if uerr := s.dirLock.Unlock(); uerr != nil {
+		err = errors.Join(err, fmt.Errorf("release data directory: %w", uerr))
 	}
 	return err
 }
@@ -272,7 +312,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // gracefully within drain.
 func (s *Server) Run(ctx context.Context, drain time.Duration) error {
 	if err := s.Start(ctx); err != nil {
-		s.store.Close()
+		s.closeStore()
 		return err
 	}
 	select {

@@ -1,11 +1,13 @@
 package server
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/apikeyd/apikeyd/postgres"
 	"github.com/apikeyd/apikeyd/postgres/pgtest"
 	"github.com/apikeyd/apikeyd/seal"
+	"github.com/apikeyd/apikeyd/sqlite"
 )
 
 // load builds a Config as `apikeyd serve` would from the environment env.
@@ -76,5 +79,53 @@ func TestPostgres(t *testing.T) {
 	}
 	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
 		t.Errorf("PostgreSQL mode touched the data directory: %v", err)
+	}
+}
+
+// TestSQLiteOneProcess checks that a server holds its SQLite data
+// directory from New to Shutdown: another one on the same directory fails
+// to start, naming the directory and PostgreSQL for replicas, and starts
+// once the first has shut down. A New that fails lets the directory go.
+func TestSQLiteOneProcess(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	cfg := load(t, map[string]string{"APIKEYD_ADDR": "127.0.0.1:0", "APIKEYD_DATA_DIR": dataDir})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	bad := cfg
+	bad.MasterKey = "not base64"
+	if _, err := New(t.Context(), bad, log); err == nil {
+		t.Fatal("New with a bad master key: no error")
+	}
+	first, err := New(t.Context(), cfg, log)
+	if err != nil {
+		t.Fatalf("New after a failed New: %v", err)
+	}
+	if err := first.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = New(t.Context(), cfg, log)
+	var le *sqlite.LockedError
+	if !errors.As(err, &le) {
+		t.Fatalf("second New on %s: %v, want a *sqlite.LockedError", dataDir, err)
+	}
+	for _, want := range []string{dataDir, "single apikeyd process", "APIKEYD_DATABASE_URL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+
+	if err := first.Shutdown(t.Context()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	second, err := New(t.Context(), cfg, log)
+	if err != nil {
+		t.Fatalf("New after Shutdown: %v", err)
+	}
+	if err := second.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Shutdown(t.Context()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
 	}
 }

@@ -1,7 +1,11 @@
 // Package sqlite is the embedded apikey.Store, the default backend of
 // apikeyd: one SQLite file under the data directory, through the cgo-free
 // driver modernc.org/sqlite. It suits a single apikeyd process; several
-// replicas need the postgres store.
+// replicas need the postgres store. Each process keeps its own key index
+// and learns only of its own changes, so a second process on the same file
+// would go on verifying keys the first revoked: LockDir, which apikeyd
+// serve and bench/seed take on the data directory, makes it refuse to
+// start instead.
 //
 // # Connections
 //

@@ -4,8 +4,9 @@
 // api-keys:verify) and of the first -emit seeded keys, one per line, so that
 // a load generator can present them: the verifier first, then the keys.
 //
-// It writes into the database file apikeyd serves from; run it while no
-// server uses that data directory.
+// It writes into the database file apikeyd serves from, so it locks the
+// data directory as apikeyd serve does: it refuses to run while a server
+// uses that directory, and a server refuses to start while it runs.
 package main
 
 import (
@@ -40,6 +41,11 @@ func run(dataDir string, n, emit, batch, projects int, prefix string) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return err
 	}
+	lock, err := sqlite.LockDir(dataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "apikeyd.db"))
 	if err != nil {
 		return err
