@@ -97,14 +97,25 @@ func TestKillDuringCreates(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(700 * time.Millisecond)
+	// Kill once creates are flowing: at least 10 acknowledged and 700 ms
+	// of load (however slow a busy machine makes them), so that the kill
+	// lands among writes in flight.
+	loaded := time.Now().Add(700 * time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 10 && time.Now().After(loaded) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d creates acknowledged in 30 s", n)
+		}
+	}
 	s.cmd.Process.Signal(syscall.SIGKILL)
 	<-s.exited
 	stop.Store(true)
 	wg.Wait()
-	if len(acked) < 10 {
-		t.Fatalf("only %d creates acknowledged before the kill", len(acked))
-	}
 	s.start()
 
 	listed := map[string]bool{}
