@@ -25,7 +25,8 @@ import (
 	"github.com/apikeyd/apikeyd/service"
 )
 
-// MaxBodyBytes is the largest request body accepted (413 beyond).
+// MaxBodyBytes is the largest request body accepted: a body of exactly
+// this size is read and judged on its content, one byte more is 413.
 const MaxBodyBytes = 1 << 20
 
 // Options configure the API.
@@ -176,10 +177,12 @@ func (a *API) op(id, method, path, scope, summary, desc string) huma.Operation {
 		Description:   desc + " Requires the " + scope + " scope (or the admin token).",
 		Tags:          []string{"API keys"},
 		DefaultStatus: status,
-		MaxBodyBytes:  MaxBodyBytes,
-		Errors:        errs,
-		Security:      []map[string][]string{{"bearerAuth": {}}},
-		Metadata:      map[string]any{"scope": scope},
+		// Huma answers 413 once it has read MaxBodyBytes, so it is given one
+		// byte more: a body of exactly MaxBodyBytes is accepted.
+		MaxBodyBytes: MaxBodyBytes + 1,
+		Errors:       errs,
+		Security:     []map[string][]string{{"bearerAuth": {}}},
+		Metadata:     map[string]any{"scope": scope},
 	}
 }
 

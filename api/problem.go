@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -118,6 +119,10 @@ func newHumaError(status int, msg string, errs ...error) huma.StatusError {
 		msg = "internal error"
 		errs = nil
 	}
+	if status == http.StatusRequestEntityTooLarge {
+		// Huma's message names the limit it was given, one byte over ours.
+		return errBodyTooLarge()
+	}
 	p := newProblem(status, msg)
 	if status == http.StatusBadRequest && msg == "validation failed" {
 		p.Detail = "the request is invalid"
@@ -135,6 +140,12 @@ func newHumaError(status int, msg string, errs ...error) huma.StatusError {
 		p.Errors = append(p.Errors, FieldProblem{Message: err.Error()})
 	}
 	return p
+}
+
+// errBodyTooLarge is the answer to a body over MaxBodyBytes, on every
+// route.
+func errBodyTooLarge() *Problem {
+	return newProblem(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is too large limit=%d bytes", MaxBodyBytes))
 }
 
 // fieldProblem turns huma's location ("body.scopes[0]", "query.limit") into

@@ -5,11 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -251,19 +249,30 @@ func (vb *verifyBuf) release() {
 	}
 }
 
-// readBody reads the whole body into vb.body. Like huma, it answers 413
-// once MaxBodyBytes have been read.
+// readBody reads the whole body into vb.body: a body of exactly
+// MaxBodyBytes is read, one byte more answers 413. The buffer grows by
+// doubling up to MaxBodyBytes and never past it; once it is full, one more
+// byte is read into a probe to tell a body of exactly the limit from a
+// larger one.
 func (vb *verifyBuf) readBody(body io.Reader) ([]byte, error) {
 	buf := vb.body[:0]
 	defer func() { vb.body = buf[:0] }()
 	for {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, min(cap(buf), MaxBodyBytes))
-		}
-		n, err := body.Read(buf[len(buf):min(cap(buf), MaxBodyBytes)])
-		buf = buf[:len(buf)+n]
-		if len(buf) >= MaxBodyBytes {
-			return nil, newHumaError(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is too large limit=%d bytes", MaxBodyBytes))
+		var n int
+		var err error
+		if len(buf) < MaxBodyBytes {
+			if len(buf) == cap(buf) {
+				grown := make([]byte, len(buf), min(max(2*cap(buf), 1024), MaxBodyBytes))
+				copy(grown, buf)
+				buf = grown
+			}
+			n, err = body.Read(buf[len(buf):min(cap(buf), MaxBodyBytes)])
+			buf = buf[:len(buf)+n]
+		} else {
+			var probe [1]byte
+			if n, err = body.Read(probe[:]); n > 0 {
+				return nil, errBodyTooLarge()
+			}
 		}
 		switch {
 		case err == io.EOF:
