@@ -10,7 +10,7 @@ import (
 )
 
 type keyIDPath struct {
-	KeyID string `path:"keyID" maxLength:"64" doc:"Key ID."`
+	KeyID string `path:"keyID" doc:"Key ID. Any other string, whatever its length, is 404."`
 }
 
 type listKeysInput struct {
@@ -102,7 +102,7 @@ func (a *API) getKey(ctx context.Context, in *keyIDPath) (*keyOutput, error) {
 }
 
 type patchKeyInput struct {
-	KeyID string `path:"keyID" maxLength:"64" doc:"Key ID."`
+	KeyID string `path:"keyID" doc:"Key ID. Any other string, whatever its length, is 404."`
 	Body  struct {
 		Name                 Optional[string]    `json:"name,omitempty" minLength:"1" maxLength:"255"`
 		Scopes               Optional[[]string]  `json:"scopes,omitempty" maxItems:"64"`
@@ -152,7 +152,7 @@ func (a *API) revokeKey(ctx context.Context, in *keyIDPath) (*struct{}, error) {
 }
 
 type rotateKeyInput struct {
-	KeyID string `path:"keyID" maxLength:"64" doc:"Key ID."`
+	KeyID string `path:"keyID" doc:"Key ID. Any other string, whatever its length, is 404."`
 	Body  *struct {
 		GracePeriodMinutes *int `json:"grace_period_minutes,omitempty" minimum:"0" maximum:"10080" doc:"How long the old key keeps working; default 60, 0 = stop now."`
 	} `required:"false"`

@@ -158,3 +158,40 @@ func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// TestKeyIDPath: a key ID in the path is not a JSON field but a name to
+// look up, so an ID of any shape or length, up to one that fills most of
+// the request line, is 404 like any unknown key.
+func TestKeyIDPath(t *testing.T) {
+	f := newFixture(t, 100)
+	k := f.create(t, service.CreateInput{ProjectID: "p1", Name: "k"})
+	for _, id := range []string{
+		"key_0000000000000000000000000a", // the shape of an ID, but unknown
+		strings.Repeat("k", 64),
+		strings.Repeat("k", 65),
+		k.Key.ID + "0",
+		strings.Repeat("x", 10<<10),
+		strings.Repeat("%C3%A9", 5<<10),
+	} {
+		for _, tc := range []struct {
+			method, path string
+			body         []byte
+		}{
+			{http.MethodGet, "/v1/api-keys/" + id, nil},
+			{http.MethodPatch, "/v1/api-keys/" + id, []byte(`{"name":"n"}`)},
+			{http.MethodDelete, "/v1/api-keys/" + id, nil},
+			{http.MethodPost, "/v1/api-keys/" + id + "/rotate", []byte(`{}`)},
+		} {
+			status, body := f.do(t, tc.method, tc.path, f.admin, tc.body)
+			var p Problem
+			if err := json.Unmarshal(body, &p); err != nil || status != http.StatusNotFound ||
+				p.Type != "urn:apikeyd:problem:not-found" || len(p.Errors) != 0 || len(body) > 200 {
+				t.Fatalf("%s with a %d-character ID: %d %.300s, want a short 404 problem", tc.method, len(id), status, body)
+			}
+		}
+	}
+	// The key itself is untouched.
+	if got, err := f.svc.Get(t.Context(), apikey.AdminPrincipal, k.Key.ID); err != nil || got.Name != "k" || !got.RevokedAt.IsZero() {
+		t.Fatalf("key after the lookups: %+v, %v", got, err)
+	}
+}
