@@ -106,6 +106,10 @@ func New(o Options) *API {
 	cfg.OpenAPIPath = ""  // served by our own operation, so that it is documented too
 	cfg.DocsPath = ""
 	cfg.SchemasPath = ""
+	// Bodies are decoded by decodeJSON, so that problems speak of JSON, not
+	// Go, and integer fields take 5.0 as 5.
+	jsonFormat := huma.Format{Marshal: huma.DefaultJSONFormat.Marshal, Unmarshal: decodeJSON}
+	cfg.Formats = map[string]huma.Format{"application/json": jsonFormat, "json": jsonFormat}
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearerAuth": {Type: "http", Scheme: "bearer", Description: "The admin token, or an API key issued by apikeyd."},
 	}

@@ -137,9 +137,19 @@ func newHumaError(status int, msg string, errs ...error) huma.StatusError {
 			p.Errors = append(p.Errors, fieldProblem(detail.Location, detail.Message))
 			continue
 		}
-		p.Errors = append(p.Errors, FieldProblem{Message: err.Error()})
+		p.Errors = append(p.Errors, FieldProblem{Message: userMessage(err.Error())})
 	}
 	return p
+}
+
+// userMessage is msg, unless it is one of encoding/json's own, which name
+// Go types and fields: decodeJSON restates those, and this is the last
+// guard that none reaches a client.
+func userMessage(msg string) string {
+	if strings.HasPrefix(msg, "json: ") {
+		return msgBodyMismatch
+	}
+	return msg
 }
 
 // errBodyTooLarge is the answer to a body over MaxBodyBytes, on every
@@ -172,5 +182,5 @@ func fieldProblem(location, message string) FieldProblem {
 	if message == "unexpected property" {
 		message = "is not a known field"
 	}
-	return FieldProblem{Field: field, Message: message}
+	return FieldProblem{Field: field, Message: userMessage(message)}
 }

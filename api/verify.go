@@ -203,7 +203,7 @@ func (a *API) parseVerify(body []byte) (service.VerifyInput, error) {
 		return service.VerifyInput{}, newHumaError(http.StatusBadRequest, "request body is required")
 	}
 	var parsed any
-	if err := json.Unmarshal(body, &parsed); err != nil {
+	if err := decodeJSON(body, &parsed); err != nil {
 		return service.VerifyInput{}, newHumaError(http.StatusBadRequest, "validation failed",
 			&huma.ErrorDetail{Location: "body", Message: err.Error()})
 	}
@@ -215,8 +215,9 @@ func (a *API) parseVerify(body []byte) (service.VerifyInput, error) {
 		return service.VerifyInput{}, newHumaError(http.StatusUnprocessableEntity, "validation failed", res.Errors...)
 	}
 	var in verifyInput
-	if err := json.Unmarshal(body, &in.Body); err != nil {
-		return service.VerifyInput{}, newHumaError(http.StatusBadRequest, "validation failed", err)
+	if err := decodeJSON(body, &in.Body); err != nil {
+		return service.VerifyInput{}, newHumaError(http.StatusBadRequest, "validation failed",
+			&huma.ErrorDetail{Location: "body", Message: err.Error()})
 	}
 	return service.VerifyInput{Key: in.Body.Key, Scopes: in.Body.Scopes, EnvironmentID: in.Body.EnvironmentID}, nil
 }
