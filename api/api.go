@@ -14,6 +14,7 @@ import (
 	"mime"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -113,6 +114,12 @@ func New(o Options) *API {
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearerAuth": {Type: "http", Scheme: "bearer", Description: "The admin token, or an API key issued by apikeyd."},
 	}
+	// Huma documents a 422 for every operation with parameters or a body;
+	// apikeyd answers 400 for invalid input (newHumaError), which op
+	// documents where there is input to validate.
+	cfg.OnAddOperation = append(cfg.OnAddOperation, func(_ *huma.OpenAPI, op *huma.Operation) {
+		delete(op.Responses, strconv.Itoa(http.StatusUnprocessableEntity))
+	})
 	a.huma = humago.New(a.mux, cfg)
 	a.huma.UseMiddleware(a.authenticate)
 	a.routes(cfg)
@@ -163,7 +170,13 @@ func (a *API) op(id, method, path, scope, summary, desc string) huma.Operation {
 	case "revokeKey":
 		status = http.StatusNoContent
 	}
-	errs := []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests, http.StatusServiceUnavailable}
+	errs := []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests, http.StatusServiceUnavailable}
+	switch id {
+	case "getKey", "revokeKey":
+		// Nothing to validate: any key ID is looked up, 404 if unknown.
+	default:
+		errs = append(errs, http.StatusBadRequest)
+	}
 	if strings.Contains(path, "{keyID}") {
 		errs = append(errs, http.StatusNotFound)
 	}
