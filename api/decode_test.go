@@ -1,8 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -161,5 +163,32 @@ func TestBodyErrorNamesNoGo(t *testing.T) {
 	p := newHumaError(http.StatusBadRequest, "validation failed", json.Unmarshal([]byte(`"x"`), new(int)))
 	if b, _ := json.Marshal(p); goInternals.Match(b) {
 		t.Fatalf("problem shows Go internals: %s", b)
+	}
+}
+
+// TestDocsErrorExample replays the example of docs/api.md's Errors
+// section and checks that the server answers exactly what it shows.
+func TestDocsErrorExample(t *testing.T) {
+	raw, err := os.ReadFile("../docs/api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "\n## Errors\n")
+	if !ok {
+		t.Fatal("docs/api.md has no Errors section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	m := regexp.MustCompile("(?s)```sh\n.*? -d '(.*?)'\n```\n\n```json\n(.*?)```").FindStringSubmatch(section)
+	if m == nil {
+		t.Fatal("the Errors section has no request and answer example")
+	}
+	f := newFixture(t, 100)
+	status, body := f.do(t, http.MethodPost, "/v1/api-keys", f.admin, []byte(m[1]))
+	var want bytes.Buffer
+	if err := json.Compact(&want, []byte(m[2])); err != nil {
+		t.Fatalf("the documented answer is not JSON: %v", err)
+	}
+	if status != http.StatusBadRequest || string(bytes.TrimSpace(body)) != want.String() {
+		t.Fatalf("the server answers %d %s\ndocs/api.md shows %s", status, body, want.String())
 	}
 }
