@@ -69,9 +69,10 @@ func toFloats(v any) any {
 }
 
 // bodyError restates an error of encoding/json in JSON's terms. Huma
-// reports it at the body as a whole (field ""): it only comes this far for
-// malformed JSON, since huma's validator names the field of any value of
-// the wrong type before the body is decoded into its Go type.
+// reports it at the body as a whole (field ""). Huma's validator names the
+// field of any value of the wrong type before the body is decoded into its
+// Go type, so what comes this far is malformed JSON, or a value the
+// validator and the decoder disagree on, whose message names its field.
 func bodyError(err error) error {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
