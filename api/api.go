@@ -14,6 +14,7 @@ import (
 	"mime"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,7 +26,8 @@ import (
 	"github.com/apikeyd/apikeyd/service"
 )
 
-// MaxBodyBytes is the largest request body accepted (413 beyond).
+// MaxBodyBytes is the largest request body accepted: a body of exactly
+// this size is read and judged on its content, one byte more is 413.
 const MaxBodyBytes = 1 << 20
 
 // Options configure the API.
@@ -105,9 +107,19 @@ func New(o Options) *API {
 	cfg.OpenAPIPath = ""  // served by our own operation, so that it is documented too
 	cfg.DocsPath = ""
 	cfg.SchemasPath = ""
+	// Bodies are decoded by decodeJSON, so that problems speak of JSON, not
+	// Go, and integer fields take 5.0 as 5.
+	jsonFormat := huma.Format{Marshal: huma.DefaultJSONFormat.Marshal, Unmarshal: decodeJSON}
+	cfg.Formats = map[string]huma.Format{"application/json": jsonFormat, "json": jsonFormat}
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearerAuth": {Type: "http", Scheme: "bearer", Description: "The admin token, or an API key issued by apikeyd."},
 	}
+	// Huma documents a 422 for every operation with parameters or a body;
+	// apikeyd answers 400 for invalid input (newHumaError), which op
+	// documents where there is input to validate.
+	cfg.OnAddOperation = append(cfg.OnAddOperation, func(_ *huma.OpenAPI, op *huma.Operation) {
+		delete(op.Responses, strconv.Itoa(http.StatusUnprocessableEntity))
+	})
 	a.huma = humago.New(a.mux, cfg)
 	a.huma.UseMiddleware(a.authenticate)
 	a.routes(cfg)
@@ -158,7 +170,13 @@ func (a *API) op(id, method, path, scope, summary, desc string) huma.Operation {
 	case "revokeKey":
 		status = http.StatusNoContent
 	}
-	errs := []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests, http.StatusServiceUnavailable}
+	errs := []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests, http.StatusServiceUnavailable}
+	switch id {
+	case "getKey", "revokeKey":
+		// Nothing to validate: any key ID is looked up, 404 if unknown.
+	default:
+		errs = append(errs, http.StatusBadRequest)
+	}
 	if strings.Contains(path, "{keyID}") {
 		errs = append(errs, http.StatusNotFound)
 	}
@@ -176,10 +194,12 @@ func (a *API) op(id, method, path, scope, summary, desc string) huma.Operation {
 		Description:   desc + " Requires the " + scope + " scope (or the admin token).",
 		Tags:          []string{"API keys"},
 		DefaultStatus: status,
-		MaxBodyBytes:  MaxBodyBytes,
-		Errors:        errs,
-		Security:      []map[string][]string{{"bearerAuth": {}}},
-		Metadata:      map[string]any{"scope": scope},
+		// Huma answers 413 once it has read MaxBodyBytes, so it is given one
+		// byte more: a body of exactly MaxBodyBytes is accepted.
+		MaxBodyBytes: MaxBodyBytes + 1,
+		Errors:       errs,
+		Security:     []map[string][]string{{"bearerAuth": {}}},
+		Metadata:     map[string]any{"scope": scope},
 	}
 }
 

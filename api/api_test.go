@@ -91,6 +91,70 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 	}
 }
 
+// TestOpenAPIDocument checks /openapi.json as served: no operation lists
+// a 422 (invalid input is 400), every operation that takes a body or
+// query parameters lists 400, and the schemas are apikeyd's, not the
+// huma types the document itself is made of.
+func TestOpenAPIDocument(t *testing.T) {
+	srv := httptest.NewServer(newTestAPI(t, nil))
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + "/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Parameters []struct {
+				In string `json:"in"`
+			} `json:"parameters"`
+			RequestBody any            `json:"requestBody"`
+			Responses   map[string]any `json:"responses"`
+		} `json:"paths"`
+		Components struct {
+			Schemas map[string]any `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/openapi.json: %d %v", resp.StatusCode, err)
+	}
+	operations := 0
+	for path, item := range doc.Paths {
+		for method, op := range item {
+			operations++
+			if _, ok := op.Responses["422"]; ok {
+				t.Errorf("%s %s documents a 422, which the server never sends", method, path)
+			}
+			validated := op.RequestBody != nil
+			for _, p := range op.Parameters {
+				validated = validated || p.In == "query"
+			}
+			if _, ok := op.Responses["400"]; validated && !ok {
+				t.Errorf("%s %s validates its input but documents no 400", method, path)
+			}
+		}
+	}
+	if operations < 12 {
+		t.Fatalf("only %d operations documented", operations)
+	}
+	for _, name := range []string{"OpenAPI", "Components", "Contact", "Info", "License", "Server", "PathItem",
+		"Operation", "Param", "RequestBody", "Response", "MediaType", "Encoding", "Example", "Link", "Schema",
+		"SecurityScheme", "OAuthFlows", "Tag", "ExternalDocs", "Discriminator"} {
+		if _, ok := doc.Components.Schemas[name]; ok {
+			t.Errorf("components.schemas has huma's own type %s", name)
+		}
+	}
+	for _, name := range []string{"KeyObject", "CreatedKeyObject", "RotateObject", "VerifyObject", "Problem", "FieldProblem"} {
+		if _, ok := doc.Components.Schemas[name]; !ok {
+			t.Errorf("components.schemas lacks %s", name)
+		}
+	}
+	doc200, _ := json.Marshal(doc.Paths["/openapi.json"]["get"].Responses["200"])
+	if strings.Contains(string(doc200), "$ref") || !strings.Contains(string(doc200), `"type":"object"`) {
+		t.Errorf("/openapi.json is documented as %s, want a plain object", doc200)
+	}
+}
+
 func TestRequestID(t *testing.T) {
 	a := newTestAPI(t, nil)
 	for _, tc := range []struct {

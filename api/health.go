@@ -16,8 +16,21 @@ type statusBody struct {
 }
 
 type openAPIOutput struct {
-	Body *huma.OpenAPI
+	Body openAPIDocument
 }
+
+// openAPIDocument is the body of GET /openapi.json, documented as a plain
+// object: described by its Go type, huma.OpenAPI, the document would list
+// huma's own types (OpenAPI, Operation, Schema, …) among the API's schemas.
+type openAPIDocument struct{ doc *huma.OpenAPI }
+
+// Schema implements huma.SchemaProvider.
+func (openAPIDocument) Schema(huma.Registry) *huma.Schema {
+	return &huma.Schema{Type: huma.TypeObject, Description: "An OpenAPI 3.1 document.", AdditionalProperties: true}
+}
+
+// MarshalJSON writes the document as huma.OpenAPI writes itself.
+func (d openAPIDocument) MarshalJSON() ([]byte, error) { return d.doc.MarshalJSON() }
 
 func (a *API) healthRoutes() {
 	huma.Register(a.huma, huma.Operation{
@@ -47,7 +60,7 @@ func (a *API) healthRoutes() {
 		OperationID: "openapi", Method: http.MethodGet, Path: "/openapi.json", Tags: []string{"Operations"},
 		Summary: "OpenAPI document", Description: "The OpenAPI 3.1 description of this API.",
 	}, func(context.Context, *struct{}) (*openAPIOutput, error) {
-		return &openAPIOutput{Body: a.huma.OpenAPI()}, nil
+		return &openAPIOutput{Body: openAPIDocument{a.huma.OpenAPI()}}, nil
 	})
 }
 

@@ -10,7 +10,7 @@ import (
 )
 
 type keyIDPath struct {
-	KeyID string `path:"keyID" maxLength:"64" doc:"Key ID."`
+	KeyID string `path:"keyID" doc:"Key ID. Any other string, whatever its length, is 404."`
 }
 
 type listKeysInput struct {
@@ -51,14 +51,14 @@ func (a *API) listKeys(ctx context.Context, in *listKeysInput) (*listKeysOutput,
 
 type createKeyInput struct {
 	Body struct {
-		ProjectID            string     `json:"project_id" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Project the key belongs to."`
-		Name                 string     `json:"name" minLength:"1" maxLength:"255" doc:"Human-readable name."`
-		Scopes               []string   `json:"scopes,omitempty" nullable:"true" maxItems:"64" doc:"What the key may do, in your own vocabulary; a trailing :* or a lone * is a wildcard. Default: none."`
-		ExpiresInDays        *int       `json:"expires_in_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Lifetime in days. Not with expires_at."`
-		ExpiresAt            *time.Time `json:"expires_at,omitempty" nullable:"true" doc:"Expiry instant, in the future. Not with expires_in_days."`
-		EnvironmentID        *string    `json:"environment_id,omitempty" nullable:"true" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Bind the key to one environment."`
-		RotationIntervalDays *int       `json:"rotation_interval_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Rotate automatically every this many days; needs rotation_webhook_url."`
-		RotationWebhookURL   *string    `json:"rotation_webhook_url,omitempty" nullable:"true" maxLength:"2048" doc:"https URL on a public host that receives rotated keys, signed."`
+		ProjectID            string       `json:"project_id" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Project the key belongs to."`
+		Name                 string       `json:"name" minLength:"1" maxLength:"255" doc:"Human-readable name."`
+		Scopes               []string     `json:"scopes,omitempty" nullable:"true" maxItems:"64" doc:"What the key may do, in your own vocabulary; a trailing :* or a lone * is a wildcard. Default: none."`
+		ExpiresInDays        *wholeNumber `json:"expires_in_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Lifetime in days. Not with expires_at."`
+		ExpiresAt            *time.Time   `json:"expires_at,omitempty" nullable:"true" doc:"Expiry instant, in the future. Not with expires_in_days."`
+		EnvironmentID        *string      `json:"environment_id,omitempty" nullable:"true" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Bind the key to one environment."`
+		RotationIntervalDays *wholeNumber `json:"rotation_interval_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Rotate automatically every this many days; needs rotation_webhook_url."`
+		RotationWebhookURL   *string      `json:"rotation_webhook_url,omitempty" nullable:"true" maxLength:"2048" doc:"https URL on a public host that receives rotated keys, signed."`
 	}
 }
 
@@ -71,9 +71,9 @@ func (a *API) createKey(ctx context.Context, in *createKeyInput) (*createKeyOutp
 	b := in.Body
 	noteProject(ctx, b.ProjectID)
 	created, err := a.svc.Create(ctx, principal(ctx), service.CreateInput{
-		ProjectID: b.ProjectID, Name: b.Name, Scopes: b.Scopes, ExpiresInDays: b.ExpiresInDays,
+		ProjectID: b.ProjectID, Name: b.Name, Scopes: b.Scopes, ExpiresInDays: intPtr(b.ExpiresInDays),
 		ExpiresAt: b.ExpiresAt, EnvironmentID: b.EnvironmentID,
-		RotationIntervalDays: b.RotationIntervalDays, RotationWebhookURL: b.RotationWebhookURL,
+		RotationIntervalDays: intPtr(b.RotationIntervalDays), RotationWebhookURL: b.RotationWebhookURL,
 	})
 	if err != nil {
 		return nil, a.fail(ctx, err)
@@ -102,14 +102,14 @@ func (a *API) getKey(ctx context.Context, in *keyIDPath) (*keyOutput, error) {
 }
 
 type patchKeyInput struct {
-	KeyID string `path:"keyID" maxLength:"64" doc:"Key ID."`
+	KeyID string `path:"keyID" doc:"Key ID. Any other string, whatever its length, is 404."`
 	Body  struct {
-		Name                 Optional[string]    `json:"name,omitempty" minLength:"1" maxLength:"255"`
-		Scopes               Optional[[]string]  `json:"scopes,omitempty" maxItems:"64"`
-		ExpiresAt            Optional[time.Time] `json:"expires_at,omitempty" doc:"New expiry; null removes it."`
-		RotationIntervalDays Optional[int]       `json:"rotation_interval_days,omitempty" minimum:"1" maximum:"36500" doc:"null disables scheduled rotation."`
-		RotationWebhookURL   Optional[string]    `json:"rotation_webhook_url,omitempty" maxLength:"2048" doc:"null removes it (only without rotation_interval_days)."`
-		NextRotationAt       *time.Time          `json:"next_rotation_at,omitempty" doc:"Move the next scheduled rotation, e.g. to now."`
+		Name                 Optional[string]      `json:"name,omitempty" minLength:"1" maxLength:"255"`
+		Scopes               Optional[[]string]    `json:"scopes,omitempty" maxItems:"64"`
+		ExpiresAt            Optional[time.Time]   `json:"expires_at,omitempty" doc:"New expiry; null removes it."`
+		RotationIntervalDays Optional[wholeNumber] `json:"rotation_interval_days,omitempty" minimum:"1" maximum:"36500" doc:"null disables scheduled rotation."`
+		RotationWebhookURL   Optional[string]      `json:"rotation_webhook_url,omitempty" maxLength:"2048" doc:"null removes it (only without rotation_interval_days)."`
+		NextRotationAt       *time.Time            `json:"next_rotation_at,omitempty" doc:"Move the next scheduled rotation, e.g. to now."`
 	}
 }
 
@@ -131,7 +131,7 @@ func (a *API) patchKey(ctx context.Context, in *patchKeyInput) (*patchKeyOutput,
 	}
 	patched, err := a.svc.Patch(ctx, principal(ctx), in.KeyID, service.PatchInput{
 		Name: b.Name.ptr(), Scopes: b.Scopes.ptr(), ExpiresAt: b.ExpiresAt.nullable(),
-		RotationIntervalDays: b.RotationIntervalDays.nullable(), RotationWebhookURL: b.RotationWebhookURL.nullable(),
+		RotationIntervalDays: nullableInt(b.RotationIntervalDays), RotationWebhookURL: b.RotationWebhookURL.nullable(),
 		NextRotationAt: b.NextRotationAt,
 	})
 	if err != nil {
@@ -152,9 +152,9 @@ func (a *API) revokeKey(ctx context.Context, in *keyIDPath) (*struct{}, error) {
 }
 
 type rotateKeyInput struct {
-	KeyID string `path:"keyID" maxLength:"64" doc:"Key ID."`
+	KeyID string `path:"keyID" doc:"Key ID. Any other string, whatever its length, is 404."`
 	Body  *struct {
-		GracePeriodMinutes *int `json:"grace_period_minutes,omitempty" minimum:"0" maximum:"10080" doc:"How long the old key keeps working; default 60, 0 = stop now."`
+		GracePeriodMinutes *wholeNumber `json:"grace_period_minutes,omitempty" minimum:"0" maximum:"10080" doc:"How long the old key keeps working; default 60, 0 = stop now."`
 	} `required:"false"`
 }
 
@@ -165,7 +165,7 @@ type rotateKeyOutput struct {
 func (a *API) rotateKey(ctx context.Context, in *rotateKeyInput) (*rotateKeyOutput, error) {
 	grace := apikey.DefaultGraceMinutes
 	if in.Body != nil && in.Body.GracePeriodMinutes != nil {
-		grace = *in.Body.GracePeriodMinutes
+		grace = int(*in.Body.GracePeriodMinutes)
 	}
 	r, err := a.svc.Rotate(ctx, principal(ctx), in.KeyID, grace)
 	if err != nil {

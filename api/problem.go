@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -118,6 +119,10 @@ func newHumaError(status int, msg string, errs ...error) huma.StatusError {
 		msg = "internal error"
 		errs = nil
 	}
+	if status == http.StatusRequestEntityTooLarge {
+		// Huma's message names the limit it was given, one byte over ours.
+		return errBodyTooLarge()
+	}
 	p := newProblem(status, msg)
 	if status == http.StatusBadRequest && msg == "validation failed" {
 		p.Detail = "the request is invalid"
@@ -132,9 +137,25 @@ func newHumaError(status int, msg string, errs ...error) huma.StatusError {
 			p.Errors = append(p.Errors, fieldProblem(detail.Location, detail.Message))
 			continue
 		}
-		p.Errors = append(p.Errors, FieldProblem{Message: err.Error()})
+		p.Errors = append(p.Errors, FieldProblem{Message: userMessage(err.Error())})
 	}
 	return p
+}
+
+// userMessage is msg, unless it is one of encoding/json's own, which name
+// Go types and fields: decodeJSON restates those, and this is the last
+// guard that none reaches a client.
+func userMessage(msg string) string {
+	if strings.HasPrefix(msg, "json: ") {
+		return msgBodyMismatch
+	}
+	return msg
+}
+
+// errBodyTooLarge is the answer to a body over MaxBodyBytes, on every
+// route.
+func errBodyTooLarge() *Problem {
+	return newProblem(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is too large limit=%d bytes", MaxBodyBytes))
 }
 
 // fieldProblem turns huma's location ("body.scopes[0]", "query.limit") into
@@ -161,5 +182,5 @@ func fieldProblem(location, message string) FieldProblem {
 	if message == "unexpected property" {
 		message = "is not a known field"
 	}
-	return FieldProblem{Field: field, Message: message}
+	return FieldProblem{Field: field, Message: userMessage(message)}
 }

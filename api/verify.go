@@ -5,11 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -205,7 +203,7 @@ func (a *API) parseVerify(body []byte) (service.VerifyInput, error) {
 		return service.VerifyInput{}, newHumaError(http.StatusBadRequest, "request body is required")
 	}
 	var parsed any
-	if err := json.Unmarshal(body, &parsed); err != nil {
+	if err := decodeJSON(body, &parsed); err != nil {
 		return service.VerifyInput{}, newHumaError(http.StatusBadRequest, "validation failed",
 			&huma.ErrorDetail{Location: "body", Message: err.Error()})
 	}
@@ -217,8 +215,9 @@ func (a *API) parseVerify(body []byte) (service.VerifyInput, error) {
 		return service.VerifyInput{}, newHumaError(http.StatusUnprocessableEntity, "validation failed", res.Errors...)
 	}
 	var in verifyInput
-	if err := json.Unmarshal(body, &in.Body); err != nil {
-		return service.VerifyInput{}, newHumaError(http.StatusBadRequest, "validation failed", err)
+	if err := decodeJSON(body, &in.Body); err != nil {
+		return service.VerifyInput{}, newHumaError(http.StatusBadRequest, "validation failed",
+			&huma.ErrorDetail{Location: "body", Message: err.Error()})
 	}
 	return service.VerifyInput{Key: in.Body.Key, Scopes: in.Body.Scopes, EnvironmentID: in.Body.EnvironmentID}, nil
 }
@@ -251,19 +250,30 @@ func (vb *verifyBuf) release() {
 	}
 }
 
-// readBody reads the whole body into vb.body. Like huma, it answers 413
-// once MaxBodyBytes have been read.
+// readBody reads the whole body into vb.body: a body of exactly
+// MaxBodyBytes is read, one byte more answers 413. The buffer grows by
+// doubling up to MaxBodyBytes and never past it; once it is full, one more
+// byte is read into a probe to tell a body of exactly the limit from a
+// larger one.
 func (vb *verifyBuf) readBody(body io.Reader) ([]byte, error) {
 	buf := vb.body[:0]
 	defer func() { vb.body = buf[:0] }()
 	for {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, min(cap(buf), MaxBodyBytes))
-		}
-		n, err := body.Read(buf[len(buf):min(cap(buf), MaxBodyBytes)])
-		buf = buf[:len(buf)+n]
-		if len(buf) >= MaxBodyBytes {
-			return nil, newHumaError(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is too large limit=%d bytes", MaxBodyBytes))
+		var n int
+		var err error
+		if len(buf) < MaxBodyBytes {
+			if len(buf) == cap(buf) {
+				grown := make([]byte, len(buf), min(max(2*cap(buf), 1024), MaxBodyBytes))
+				copy(grown, buf)
+				buf = grown
+			}
+			n, err = body.Read(buf[len(buf):min(cap(buf), MaxBodyBytes)])
+			buf = buf[:len(buf)+n]
+		} else {
+			var probe [1]byte
+			if n, err = body.Read(probe[:]); n > 0 {
+				return nil, errBodyTooLarge()
+			}
 		}
 		switch {
 		case err == io.EOF:

@@ -278,9 +278,9 @@ func TestVerifyAuth(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "api-keys:verify") {
 		t.Fatalf("without the scope: %d %s", resp.StatusCode, b)
 	}
-	resp, b = f.post(t, f.admin, bytes.Repeat([]byte("x"), MaxBodyBytes))
+	resp, b = f.post(t, f.admin, bytes.Repeat([]byte("x"), MaxBodyBytes+1))
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || resp.Header.Get("Content-Type") != "application/problem+json" {
-		t.Fatalf("1 MiB body: %d %s", resp.StatusCode, b)
+		t.Fatalf("1 MiB + 1 byte body: %d %s", resp.StatusCode, b)
 	}
 	// The store is away: a bearer the index does not know cannot be
 	// decided, and the answer says so.
