@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,33 +11,6 @@ import (
 	"github.com/apikeyd/apikeyd/apikey"
 	"github.com/apikeyd/apikeyd/service"
 )
-
-// do sends a request to the fixture's server and returns the status and
-// body of the answer.
-func (f *fixture) do(t *testing.T, method, path, token string, body []byte) (int, []byte) {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, f.url+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b
-}
 
 // padded returns the JSON object obj padded with spaces before its closing
 // brace to exactly n bytes.

@@ -82,7 +82,26 @@ func (f *fixture) create(t *testing.T, in service.CreateInput) *service.Created 
 
 func (f *fixture) post(t *testing.T, token string, body []byte) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, f.url+"/v1/api-keys/verify", bytes.NewReader(body))
+	return f.request(t, http.MethodPost, "/v1/api-keys/verify", token, body)
+}
+
+// do sends a request to the fixture's server and returns the status and
+// body of the answer.
+func (f *fixture) do(t *testing.T, method, path, token string, body []byte) (int, []byte) {
+	t.Helper()
+	resp, b := f.request(t, method, path, token, body)
+	return resp.StatusCode, b
+}
+
+// request sends a request, with token as bearer unless it is empty, and
+// returns the answer with its body read.
+func (f *fixture) request(t *testing.T, method, path, token string, body []byte) (*http.Response, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, f.url+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
