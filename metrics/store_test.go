@@ -8,6 +8,7 @@ import (
 	"github.com/apikeyd/apikeyd/apikey"
 	"github.com/apikeyd/apikeyd/metrics"
 	"github.com/apikeyd/apikeyd/sqlite"
+	"github.com/apikeyd/apikeyd/storetest"
 )
 
 // TestStoreErrors runs operations on a real SQLite store through the
@@ -61,4 +62,17 @@ func TestStoreErrors(t *testing.T) {
 	if none.Store(raw) != apikey.Store(raw) {
 		t.Error("nil Metrics wrapped the store")
 	}
+}
+
+// TestStoreConformance runs the store conformance suite through the
+// counting wrapper: it must change nothing of what the store does.
+func TestStoreConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) apikey.Store {
+		st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "apikeyd.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return metrics.New().Store(st)
+	})
 }
