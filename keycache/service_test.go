@@ -173,7 +173,14 @@ func TestCoherence(t *testing.T) {
 		if strings.HasSuffix(s.Plaintext, last) {
 			last = "1"
 		}
-		expect(s.Plaintext[:len(s.Plaintext)-1]+last, apikey.CodeMalformed)
+		malformed := s.Plaintext[:len(s.Plaintext)-1] + last
+		expect(malformed, apikey.CodeMalformed)
+		// Nor does it as a bearer token, whatever its shape.
+		for _, bearer := range []string{malformed, "sk_short", strings.Repeat("x", 4096), "not a key at all"} {
+			if _, err := svc.Authenticate(ctx, bearer); apikey.ErrorCode(err) != apikey.EUNAUTHENTICATED {
+				t.Fatalf("bearer %.20q: %v, want unauthenticated", bearer, err)
+			}
+		}
 		if n := st.byHash.Load(); n != 1 {
 			t.Fatalf("a malformed key reached the store")
 		}
