@@ -621,8 +621,11 @@ func TestChangedWhilePending(t *testing.T) {
 }
 
 // TestTwoSchedulers runs two schedulers at once, each with its own store
-// on one SQLite file — as two apikeyd processes would be — against 50 due
-// keys: every key is rotated exactly once.
+// on one SQLite file, against 50 due keys: every key is rotated exactly
+// once. Exactly-once rests on the store's claims, so it holds for
+// separate connections as it does for replicas on PostgreSQL (e2e
+// TestScheduledRotationTwoProcesses); apikeyd itself refuses a second
+// process on one SQLite data directory (sqlite.LockDir).
 func TestTwoSchedulers(t *testing.T) {
 	const n = 50
 	path := filepath.Join(t.TempDir(), "apikeyd.db")
