@@ -26,8 +26,11 @@ type Store interface {
 	ExpiringKeys(ctx context.Context, f ExpiringFilter) ([]*Key, error)
 	// AuditEvents lists a project's audit events newest first.
 	AuditEvents(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)
-	// ScanKeys calls fn for every key, in ID order, reading in pages so that
-	// memory stays flat however many keys there are. fn must not keep k.
+	// ScanKeys calls fn once for every key, reading in pages so that memory
+	// stays flat however many keys there are. Keys come in no particular
+	// order, so that a store can read with several connections at once;
+	// calls of fn never overlap. fn must not keep k. Once fn returns an
+	// error, fn is not called again and ScanKeys returns that error.
 	ScanKeys(ctx context.Context, fn func(k *Key) error) error
 	// KeyChanges calls fn for every key whose Version changed (inserted or
 	// updated; TouchKeys changes nothing) in a transaction that committed

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/apikeyd/apikeyd/apikey"
 )
@@ -173,18 +174,100 @@ func (s *Store) ExpiringKeys(ctx context.Context, f apikey.ExpiringFilter) ([]*a
 	return keys, nil
 }
 
-// ScanKeys calls fn for every key in ID order, reading scanPage keys at a
-// time. A page is read before fn sees its keys, so fn may use the store.
+// ScanKeys calls fn for every key, reading scanPage keys at a time. With
+// many keys it splits them into scanWorkers ranges of IDs, each read with
+// a connection of its own: at start-up, reading a million keys is what
+// apikeyd waits for, and almost all of it is the driver's work on each
+// row, which one connection does on one core. The calls of fn are
+// serialised, as the contract promises. A page is read before fn sees its
+// keys, so fn may use the store.
 func (s *Store) ScanKeys(ctx context.Context, fn func(k *apikey.Key) error) error {
-	after := ""
+	bounds, err := s.scanBounds(ctx)
+	if err != nil {
+		return dbError("scan keys", err)
+	}
+	var (
+		mu     sync.Mutex // serialises fn; guards failed and first
+		failed bool
+		first  error
+		wg     sync.WaitGroup
+	)
+	visit := func(k *apikey.Key) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if failed {
+			return false
+		}
+		if err := fn(k); err != nil {
+			failed, first = true, err
+			return false
+		}
+		return true
+	}
+	for i := range len(bounds) - 1 {
+		wg.Go(func() {
+			if err := s.scanRange(ctx, bounds[i], bounds[i+1], visit); err != nil {
+				mu.Lock()
+				if !failed {
+					failed, first = true, err
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// scanWorkers is how many ranges ScanKeys reads at once when there are
+// more than scanSplit keys: one a core of the machine kind apikeyd is
+// measured on, and within the read pool.
+const (
+	scanWorkers = 2
+	scanSplit   = 2 * scanPage
+)
+
+// scanBounds returns the bounds of ScanKeys' ranges of IDs: range i holds
+// the IDs above bounds[i] and up to bounds[i+1], the last one ("") meaning
+// no upper bound.
+func (s *Store) scanBounds(ctx context.Context) ([]string, error) {
+	var n int
+	if err := s.read.QueryRowContext(ctx, "SELECT COUNT(*) FROM keys").Scan(&n); err != nil {
+		return nil, err
+	}
+	bounds := []string{""}
+	if n > scanSplit {
+		for w := 1; w < scanWorkers; w++ {
+			var id string
+			err := s.read.QueryRowContext(ctx, "SELECT id FROM keys ORDER BY id LIMIT 1 OFFSET ?", w*n/scanWorkers).Scan(&id)
+			if errors.Is(err, sql.ErrNoRows) { // keys were deleted meanwhile
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			bounds = append(bounds, id)
+		}
+	}
+	return append(bounds, ""), nil
+}
+
+// scanRange calls visit for every key whose ID is above after and, unless
+// upTo is empty, not above upTo, in ID order, until visit returns false.
+func (s *Store) scanRange(ctx context.Context, after, upTo string, visit func(k *apikey.Key) bool) error {
+	query, args := selectKey+"WHERE id > ? ORDER BY id LIMIT ?", []any{after, scanPage}
+	if upTo != "" {
+		query, args = selectKey+"WHERE id > ? AND id <= ? ORDER BY id LIMIT ?", []any{after, upTo, scanPage}
+	}
 	for {
-		keys, err := queryAll(ctx, s.read, scanKey, selectKey+"WHERE id > ? ORDER BY id LIMIT ?", after, scanPage)
+		args[0] = after
+		keys, err := queryAll(ctx, s.read, scanKey, query, args...)
 		if err != nil {
 			return dbError("scan keys", err)
 		}
 		for _, k := range keys {
-			if err := fn(k); err != nil {
-				return err
+			if !visit(k) {
+				return nil
 			}
 		}
 		if len(keys) < scanPage {
