@@ -128,11 +128,7 @@ func TestFollowerNotified(t *testing.T) {
 	dbURL := pgtest.Schema(t)
 	r := startReplica(t, dbURL, "apikeyd-follow-test", postgres.FollowOptions{ReconcileInterval: time.Hour})
 	other := open(t) // another schema: its notifications must not arrive
-	writer, err := postgres.Open(t.Context(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
+	writer := openWriter(t, dbURL)
 
 	for i := range 20 {
 		k := testKey(i)
@@ -158,7 +154,7 @@ func TestFollowerNotified(t *testing.T) {
 	before := r.index.applied.Load()
 	// Another schema's keys are not this replica's.
 	insertKey(t, other, testKey(100))
-	err = r.store.Update(t.Context(), func(tx apikey.Tx) error {
+	err := r.store.Update(t.Context(), func(tx apikey.Tx) error {
 		k, err := tx.KeyForUpdate(t.Context(), own.ID)
 		if err != nil {
 			return err
@@ -198,11 +194,7 @@ func TestFollowerCatchesUp(t *testing.T) {
 	const bound = 300 * time.Millisecond
 	app := "apikeyd-catchup-" + fmt.Sprint(time.Now().UnixNano()%1e6)
 	r := startReplica(t, dbURL, app, postgres.FollowOptions{MaxStaleness: bound, ReconcileInterval: time.Hour})
-	writer, err := postgres.Open(t.Context(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
+	writer := openWriter(t, dbURL)
 	k := testKey(1)
 	insertKey(t, writer, k)
 	waitUntil(t, 5*time.Second, "the new key", func() bool { return r.version(k) == 1 })
@@ -266,11 +258,7 @@ func TestFollowerReconciles(t *testing.T) {
 	var fastLog, slowLog logs
 	fast := startReplica(t, dbURL, "apikeyd-reconcile-fast", postgres.FollowOptions{ReconcileInterval: 200 * time.Millisecond, Logger: slog.New(&fastLog)})
 	slow := startReplica(t, dbURL, "apikeyd-reconcile-slow", postgres.FollowOptions{ReconcileInterval: time.Hour, Logger: slog.New(&slowLog)})
-	writer, err := postgres.Open(t.Context(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
+	writer := openWriter(t, dbURL)
 
 	unnotified := testKey(1)
 	insertUnnotified(t, dbURL, writer, unnotified)
@@ -287,12 +275,8 @@ func TestFollowerReconciles(t *testing.T) {
 	// What it read, it read through a reconcile of a connection that stayed
 	// up: the one at connection and at least one since.
 	waitUntil(t, 5*time.Second, "the reconcile's log", func() bool { return fastLog.count(msgCaughtUp) >= 2 })
-	if n := fastLog.count(msgFollowing); n != 1 {
-		t.Errorf("the reconciling follower connected %d times, want 1", n)
-	}
-	if n := fastLog.count(msgUnreadable); n != 0 {
-		t.Errorf("%d unreadable notifications, want none", n)
-	}
+	wantLogged(t, &fastLog, msgFollowing, 1, "the reconciling follower connected %d times, want 1")
+	wantLogged(t, &fastLog, msgUnreadable, 0, "%d unreadable notifications, want none")
 	if slow.version(unnotified) != 0 || slowLog.count(msgCaughtUp) != 1 || slowLog.count(msgFollowing) != 1 {
 		t.Errorf("the hourly follower: version %d, %d catch-ups, %d connections; want 0, 1 and 1",
 			slow.version(unnotified), slowLog.count(msgCaughtUp), slowLog.count(msgFollowing))
@@ -313,11 +297,7 @@ func TestFollowerUnreadable(t *testing.T) {
 		dbURL := pgtest.Schema(t)
 		var log logs
 		r := startReplica(t, dbURL, "apikeyd-unreadable-foreign", postgres.FollowOptions{ReconcileInterval: time.Hour, Logger: slog.New(&log)})
-		writer, err := postgres.Open(t.Context(), dbURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer writer.Close()
+		writer := openWriter(t, dbURL)
 
 		unnotified := testKey(1)
 		insertUnnotified(t, dbURL, writer, unnotified)
@@ -331,12 +311,8 @@ func TestFollowerUnreadable(t *testing.T) {
 		pgtest.Exec(t, dbURL, "SELECT pg_notify('apikeyd_keys_' || to_hex(hashtext(current_schema())), 'not a key change')")
 		waitUntil(t, 10*time.Second, "the key inserted without a notification", func() bool { return r.version(unnotified) == 1 })
 		waitUntil(t, 5*time.Second, "the full read's log", func() bool { return log.count(msgCaughtUp) >= 2 })
-		if n := log.count(msgUnreadable); n != 1 {
-			t.Errorf("%d unreadable notifications logged, want 1", n)
-		}
-		if n := log.count(msgFollowing); n != 1 {
-			t.Errorf("the follower connected %d times, want 1", n)
-		}
+		wantLogged(t, &log, msgUnreadable, 1, "%d unreadable notifications logged, want 1")
+		wantLogged(t, &log, msgFollowing, 1, "the follower connected %d times, want 1")
 	})
 
 	// The store takes any key ID (the service makes them without spaces);
@@ -347,11 +323,7 @@ func TestFollowerUnreadable(t *testing.T) {
 		dbURL := pgtest.Schema(t)
 		var log logs
 		r := startReplica(t, dbURL, "apikeyd-unreadable-own", postgres.FollowOptions{ReconcileInterval: time.Hour, Logger: slog.New(&log)})
-		writer, err := postgres.Open(t.Context(), dbURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer writer.Close()
+		writer := openWriter(t, dbURL)
 
 		k := testKey(1)
 		k.ID = "key with spaces"
@@ -364,13 +336,30 @@ func TestFollowerUnreadable(t *testing.T) {
 			t.Fatalf("lookup after the revocation: %+v %v %v", rec, found, err)
 		}
 		waitUntil(t, 5*time.Second, "the full reads' log", func() bool { return log.count(msgCaughtUp) >= 3 })
-		if n := log.count(msgUnreadable); n != 2 {
-			t.Errorf("%d unreadable notifications logged, want 2", n)
-		}
-		if n := log.count(msgFollowing); n != 1 {
-			t.Errorf("the follower connected %d times, want 1", n)
-		}
+		wantLogged(t, &log, msgUnreadable, 2, "%d unreadable notifications logged, want 2")
+		wantLogged(t, &log, msgFollowing, 1, "the follower connected %d times, want 1")
 	})
+}
+
+// openWriter opens a store on dbURL for the test to write through, as
+// another replica would, closed when the test ends.
+func openWriter(t *testing.T, dbURL string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// wantLogged fails the test unless l holds exactly n lines of msg; format
+// says what they are, with %d for the count found.
+func wantLogged(t *testing.T, l *logs, msg string, n int, format string) {
+	t.Helper()
+	if got := l.count(msg); got != n {
+		t.Errorf(format, got)
+	}
 }
 
 // insertUnnotified inserts k through s with the keys_changed trigger off,
