@@ -187,29 +187,24 @@ func (s *Store) ScanKeys(ctx context.Context, fn func(k *apikey.Key) error) erro
 		return dbError("scan keys", err)
 	}
 	var (
-		mu     sync.Mutex // serialises fn; guards failed and first
-		failed bool
-		first  error
-		wg     sync.WaitGroup
+		mu    sync.Mutex // serialises fn; guards first
+		first error      // the first error of fn or of a read: the scan stops
+		wg    sync.WaitGroup
 	)
 	visit := func(k *apikey.Key) bool {
 		mu.Lock()
 		defer mu.Unlock()
-		if failed {
-			return false
+		if first == nil {
+			first = fn(k)
 		}
-		if err := fn(k); err != nil {
-			failed, first = true, err
-			return false
-		}
-		return true
+		return first == nil
 	}
 	for i := range len(bounds) - 1 {
 		wg.Go(func() {
 			if err := s.scanRange(ctx, bounds[i], bounds[i+1], visit); err != nil {
 				mu.Lock()
-				if !failed {
-					failed, first = true, err
+				if first == nil {
+					first = err
 				}
 				mu.Unlock()
 			}
