@@ -7,9 +7,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/apikey"
-	"github.com/apikeyd/apikeyd/seal"
 	"github.com/apikeyd/apikeyd/service"
-	"github.com/apikeyd/apikeyd/sqlite"
 )
 
 // freshness is a Freshness the test sets.
@@ -23,24 +21,10 @@ func (f *freshness) Stale() bool { return f.stale.Load() }
 // usual; once fresh, everything is answered again.
 func TestBoundedIndex(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir()+"/apikeyd.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	box, err := seal.New(make([]byte, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &clock{t: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)}
 	fresh := &freshness{}
-	svc, err := service.New(service.Options{
-		Store: st, Box: box, AdminToken: adminToken, KeyPrefix: "sk", Now: c.now,
-		Index: service.BoundedIndex{Index: service.StoreIndex{Store: st}, Freshness: fresh, Now: c.now},
+	svc, c := newService(t, func(o *service.Options) {
+		o.Index = service.BoundedIndex{Index: service.StoreIndex{Store: o.Store}, Freshness: fresh, Now: o.Now}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	admin := apikey.AdminPrincipal
 	create := func(in service.CreateInput) *service.Created {
 		t.Helper()

@@ -25,7 +25,9 @@ func (c *clock) advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 
 const adminToken = "test-admin-token-0123456789"
 
-func newService(t *testing.T) (*service.Service, *clock) {
+// newService returns a service on a fresh SQLite store with a settable
+// clock; each option may change its options (the index, say) first.
+func newService(t *testing.T, options ...func(*service.Options)) (*service.Service, *clock) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, t.TempDir()+"/apikeyd.db")
@@ -38,7 +40,11 @@ func newService(t *testing.T) (*service.Service, *clock) {
 		t.Fatal(err)
 	}
 	c := &clock{t: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)}
-	svc, err := service.New(service.Options{Store: st, Box: box, AdminToken: adminToken, KeyPrefix: "sk", Now: c.now})
+	o := service.Options{Store: st, Box: box, AdminToken: adminToken, KeyPrefix: "sk", Now: c.now}
+	for _, opt := range options {
+		opt(&o)
+	}
+	svc, err := service.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
