@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/apikey"
+	"github.com/apikeyd/apikeyd/internal/latency"
 	"github.com/apikeyd/apikeyd/postgres/pgtest"
 )
 
@@ -78,18 +79,10 @@ func spread(t *testing.T, observers []*server, body map[string]any, changed time
 	return out
 }
 
-// percentile returns the p-th percentile (0 < p ≤ 100) of ds, nearest rank.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(float64(len(s))*p/100+0.999999) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
-
 // summary is p50, p99 and max of ds, rounded for the log.
 func summary(ds []time.Duration) string {
 	r := func(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond) }
-	return fmt.Sprintf("p50 %v, p99 %v, max %v over %d", r(percentile(ds, 50)), r(percentile(ds, 99)), r(slices.Max(ds)), len(ds))
+	return fmt.Sprintf("p50 %v, p99 %v, max %v over %d", r(latency.Percentile(ds, 50)), r(latency.Percentile(ds, 99)), r(slices.Max(ds)), len(ds))
 }
 
 // TestReplicasPropagate revokes, narrows and rotates keys on one replica
@@ -118,7 +111,7 @@ func TestReplicasPropagate(t *testing.T) {
 			lat = append(lat, spread(t, []*server{a, c}, body, revoked, code("REVOKED"), code("VALID"))...)
 		}
 		t.Logf("revocation on B seen by A and C: %s", summary(lat))
-		if p99 := percentile(lat, 99); p99 > propagationLimit {
+		if p99 := latency.Percentile(lat, 99); p99 > propagationLimit {
 			t.Errorf("p99 %v over %d trials, want at most %v", p99, trials, propagationLimit)
 		}
 	})
@@ -138,7 +131,7 @@ func TestReplicasPropagate(t *testing.T) {
 			lat = append(lat, spread(t, []*server{a, c}, body, patched, code("INSUFFICIENT_SCOPE"), code("VALID"))...)
 		}
 		t.Logf("narrowed scopes on B seen by A and C: %s", summary(lat))
-		if p99 := percentile(lat, 99); p99 > propagationLimit {
+		if p99 := latency.Percentile(lat, 99); p99 > propagationLimit {
 			t.Errorf("p99 %v, want at most %v", p99, propagationLimit)
 		}
 	})
@@ -165,7 +158,7 @@ func TestReplicasPropagate(t *testing.T) {
 			}
 		}
 		t.Logf("rotation on C seen by A and B: %s", summary(lat))
-		if p99 := percentile(lat, 99); p99 > propagationLimit {
+		if p99 := latency.Percentile(lat, 99); p99 > propagationLimit {
 			t.Errorf("p99 %v, want at most %v", p99, propagationLimit)
 		}
 	})

@@ -36,6 +36,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/apikeyd/apikeyd/internal/latency"
 )
 
 func main() {
@@ -62,7 +64,7 @@ func main() {
 	if *runs > 1 {
 		fmt.Printf("all runs: %s\n", summary(all))
 	}
-	if p99 := percentile(all, 99); p99 > *target {
+	if p99 := latency.Percentile(all, 99); p99 > *target {
 		fmt.Printf("target p99 <= %v: MISSED\n", *target)
 		os.Exit(1)
 	}
@@ -294,16 +296,9 @@ func createDatabase(ctx context.Context, base string) (string, func(), error) {
 	return u.String(), drop, nil
 }
 
-func percentile(ds []time.Duration, p float64) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(float64(len(s))*p/100+0.999999) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
-
 func summary(ds []time.Duration) string {
 	r := func(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/1e6) }
-	return fmt.Sprintf("p50 %s, p99 %s, max %s", r(percentile(ds, 50)), r(percentile(ds, 99)), r(slices.Max(ds)))
+	return fmt.Sprintf("p50 %s, p99 %s, max %s", r(latency.Percentile(ds, 50)), r(latency.Percentile(ds, 99)), r(slices.Max(ds)))
 }
 
 func randomBytes(n int) []byte {
