@@ -269,3 +269,51 @@ func CreditSliceSize(remaining, need int64, replicas int, sliceMax int64) int64 
 	share := (remaining + 4*r - 1) / (4 * r)
 	return min(remaining, max(need, min(share, sliceMax)))
 }
+
+// BucketUsage folds hourly counts, oldest first, into buckets of the
+// granularity (UsageHour, or UsageDay: UTC days), oldest first. Stores
+// read hours and fold them here, so that both group days alike.
+func BucketUsage(hours []UsageCount, granularity string) []UsageBucket {
+	out := []UsageBucket{}
+	for _, h := range hours {
+		start := h.Hour.UTC().Truncate(time.Hour)
+		if granularity == UsageDay {
+			start = time.Date(start.Year(), start.Month(), start.Day(), 0, 0, 0, 0, time.UTC)
+		}
+		if len(out) == 0 || !out[len(out)-1].Start.Equal(start) {
+			out = append(out, UsageBucket{Start: start, Counts: map[string]int64{}})
+		}
+		b := &out[len(out)-1]
+		b.Counts[h.Code] += h.Count
+		b.CreditsSpent += h.CreditsSpent
+	}
+	return out
+}
+
+// AdjustBalance applies a credit operation to a balance whose unreserved
+// part is remaining while leases hold held, and returns the new
+// unreserved part with the total before and after. The total is
+// remaining + held, shown as 0 when negative: a debt, left when a
+// decrement took credits that leases still held and spent afterwards,
+// which increments and refills pay off first. increment adds amount;
+// decrement takes min(amount, total); set makes the total amount (and
+// forgives any debt). EINVALID for an unknown op or an amount outside
+// 0–MaxCredits.
+func AdjustBalance(remaining, held int64, op CreditOp, amount int64) (newRemaining, before, after int64, err error) {
+	if amount < 0 || amount > MaxCredits {
+		return 0, 0, 0, Invalid("invalid amount", FieldError{Field: "amount", Message: fmt.Sprintf("must be 0–%d", MaxCredits)})
+	}
+	total := remaining + held
+	var next int64
+	switch op {
+	case CreditSet:
+		next = amount
+	case CreditIncrement:
+		next = min(total+amount, MaxCredits)
+	case CreditDecrement:
+		next = total - min(amount, max(total, 0))
+	default:
+		return 0, 0, 0, Invalid("invalid op", FieldError{Field: "op", Message: "must be set, increment or decrement"})
+	}
+	return next - held, max(total, 0), max(next, 0), nil
+}
