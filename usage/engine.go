@@ -163,6 +163,7 @@ type credits struct {
 	known      int64 // the unreserved balance at the last reservation
 	nextRefill time.Time
 	emptyUntil time.Time // answer from memory that the balance is empty
+	seen       bool      // known and nextRefill come from a reservation
 }
 
 // window counts one rate limit's admissions in the ring of slices that
@@ -233,16 +234,20 @@ func (e *Engine) Admit(ctx context.Context, cost int64, subjects []Subject, d *D
 			}
 		}
 	}
-	if d.Outcome == Admitted && cost > 0 {
+	if d.Outcome == Admitted {
 		for i := range n {
-			if !subjects[i].Credits {
+			c := &states[i].credits
+			if !subjects[i].Credits || cost == 0 && c.seen {
 				continue
 			}
-			ok, err := e.holdCredits(ctx, subjects[i].ID, &states[i].credits, cost, now)
+			// Cost 0 spends nothing and is never refused; a first one
+			// reserves a slice all the same, so that the answer can say
+			// what is left.
+			ok, err := e.holdCredits(ctx, subjects[i].ID, c, max(cost, 1), now)
 			if err != nil {
 				return err
 			}
-			if !ok {
+			if !ok && cost > 0 {
 				d.Outcome = UsageExceeded
 				break
 			}
@@ -448,7 +453,7 @@ func (e *Engine) holdCredits(ctx context.Context, subject string, c *credits, co
 		return false, err
 	}
 	c.held += lease.Got
-	c.known, c.nextRefill = lease.Remaining, lease.NextRefillAt
+	c.known, c.nextRefill, c.seen = lease.Remaining, lease.NextRefillAt, true
 	if c.held >= cost {
 		c.emptyUntil = time.Time{}
 		return true, nil

@@ -214,7 +214,7 @@ func TestAdmitAllOrNothing(t *testing.T) {
 	}
 	// Cost 0 checks without spending: admitted, and counted against the
 	// limits (every verify counts 1).
-	if d := admit(t, e, 0, key, owner); d.Outcome != usage.Admitted || d.Subjects[1].Limits[0].Remaining != 0 {
+	if d := admit(t, e, 0, key, owner); d.Outcome != usage.Admitted || d.Subjects[1].Limits[0].Remaining != 0 || d.Subjects[0].Remaining != 9 || d.Subjects[1].Remaining != 0 {
 		t.Errorf("cost 0: %+v", d)
 	}
 	// The owner's limit is spent: refused before credits are asked.
@@ -235,6 +235,27 @@ func TestAdmitAllOrNothing(t *testing.T) {
 	}
 	if r := remaining(t, s, "owner:p/o"); r != 0 {
 		t.Errorf("owner remaining %d, want 0", r)
+	}
+}
+
+func TestAdmitCostZero(t *testing.T) {
+	s := openStore(t)
+	e := newEngine(s, newClock(), false)
+	putBalance(t, s, "key:a", 7)
+	putBalance(t, s, "key:empty", 0)
+	// A first verify of cost 0 learns the balance without spending it;
+	// an empty balance does not refuse it (it does not exceed what is left).
+	if d := admit(t, e, 0, usage.Subject{ID: "key:a", Credits: true}); d.Outcome != usage.Admitted || d.Subjects[0].Remaining != 7 {
+		t.Errorf("cost 0: %+v", d)
+	}
+	if d := admit(t, e, 0, usage.Subject{ID: "key:empty", Credits: true}); d.Outcome != usage.Admitted || d.Subjects[0].Remaining != 0 {
+		t.Errorf("cost 0 on an empty balance: %+v", d)
+	}
+	if _, err := e.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if r := remaining(t, s, "key:a"); r != 7 {
+		t.Errorf("remaining %d after cost 0, want 7", r)
 	}
 }
 
