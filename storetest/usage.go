@@ -26,6 +26,7 @@ var usageTests = []struct {
 	{"UsageReplicas", testReplicas},
 	{"UsageHours", testUsageHours},
 	{"UsageEngines", testUsageEngines},
+	{"UsageEngineKilled", testUsageEngineKilled},
 }
 
 // usageStore returns s as a usage store; every backend must be one.
@@ -616,4 +617,59 @@ func testUsageEngines(t *testing.T, s apikey.Store) {
 		t.Errorf("remaining %d + admitted %d ≠ %d", c.Remaining, admitted.Load(), balance)
 	}
 	t.Logf("admitted %d of %d asks; rate limit allows at most %d in 6 s", admitted.Load(), replicas*steps*2, 3*l.Limit)
+}
+
+// testUsageEngineKilled abandons one of two engines while it holds credits,
+// as SIGKILL would: once its heartbeat is 30 s old, the other's Flush reaps
+// its lease, and what was lost — neither spent nor left — is at most one
+// credit slice.
+func testUsageEngineKilled(t *testing.T, s apikey.Store) {
+	us := usageStore(t, s)
+	const balance, sliceMax = 100, 8
+	putBalance(t, s, "key:k", &apikey.Credits{Remaining: balance}, t0)
+	var now atomic.Int64
+	now.Store(t0.UnixMicro())
+	clock := func() time.Time { return time.UnixMicro(now.Load()).UTC() }
+	subjects := []usage.Subject{{ID: "key:k", Credits: true}}
+	live := usage.New(usage.Config{Reserver: us, ReplicaID: "live", Shared: true, CreditSliceMax: sliceMax, Now: clock})
+	killed := usage.New(usage.Config{Reserver: us, ReplicaID: "killed", Shared: true, CreditSliceMax: sliceMax, Now: clock})
+	var admitted int64
+	var d usage.Decision
+	for i := range 30 {
+		e := live
+		if i%3 == 0 {
+			e = killed
+		}
+		if err := e.Admit(t.Context(), 1, subjects, &d); err != nil {
+			t.Fatal(err)
+		}
+		if d.Outcome == usage.Admitted {
+			admitted++
+		}
+		if i == 14 {
+			// Both report halfway; the killed one never again.
+			for _, e := range []*usage.Engine{live, killed} {
+				if _, err := e.Flush(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	now.Store(t0.Add(apikey.LeaseStaleAfter + time.Second).UnixMicro())
+	st, err := live.Flush(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := live.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	c := balanceOf(t, us, "key:k", clock())
+	// What the reaped lease held is what the killed engine neither
+	// handed back nor reported: its unspent slice — lost — and the spends
+	// it made since its last report, which were admitted. Only the
+	// former is gone from the customer's view, and it is at most a slice.
+	lost := balance - c.Remaining - admitted
+	if lost < 0 || lost > sliceMax || lost > st.Lost {
+		t.Errorf("remaining %d + admitted %d leaves %d lost (reaped %d); want 0–%d, within what was reaped", c.Remaining, admitted, lost, st.Lost, sliceMax)
+	}
 }
