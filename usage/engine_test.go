@@ -365,3 +365,33 @@ func BenchmarkAdmit(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAdmitParallel measures admissions from every core at once: all
+// on one key (they serialise on its lock) or each on its own key.
+func BenchmarkAdmitParallel(b *testing.B) {
+	for _, oneKey := range []bool{true, false} {
+		b.Run(fmt.Sprintf("OneKey=%v", oneKey), func(b *testing.B) {
+			s := openStore(b)
+			c := newClock()
+			e := usage.New(usage.Config{Reserver: s, ReplicaID: "bench", CreditSliceMax: 1 << 40, Now: c.now})
+			limits := []apikey.RateLimit{{Name: "x", Limit: apikey.MaxRateLimit, DurationMS: 1000}}
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				id := "key:shared"
+				if !oneKey {
+					id = fmt.Sprint("key:", next.Add(1))
+				}
+				putBalance(b, s, id, apikey.MaxCredits)
+				subjects := []usage.Subject{{ID: id, Limits: limits, Credits: true}}
+				var d usage.Decision
+				for pb.Next() {
+					if err := e.Admit(b.Context(), 1, subjects, &d); err != nil || d.Outcome != usage.Admitted {
+						b.Errorf("Admit: %v, %d", err, d.Outcome)
+						return
+					}
+				}
+			})
+		})
+	}
+}
