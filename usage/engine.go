@@ -116,6 +116,10 @@ const (
 // its owner.
 const MaxSubjects = 2
 
+// errTooMany is Admit's answer to more subjects or limits than a Decision
+// holds; validated input never has them.
+var errTooMany = apikey.Internal(errors.New("usage: more than 2 subjects or 10 limits in one admission"))
+
 // Decision is what Admit decided and what each subject has left, in the
 // order the subjects were given. The caller owns it and may reuse it, so
 // that an admission allocates nothing.
@@ -200,6 +204,22 @@ func (e *Engine) subject(id string) *subjectState {
 func (e *Engine) Admit(ctx context.Context, cost int64, subjects []Subject, d *Decision) error {
 	var states [MaxSubjects]*subjectState
 	n := len(subjects)
+	d.Outcome, d.RetryAfter = Admitted, time.Time{}
+	if n == 0 {
+		return nil
+	}
+	if n > MaxSubjects {
+		return errTooMany
+	}
+	for i := range subjects {
+		if len(subjects[i].Limits) > apikey.MaxRateLimits {
+			return errTooMany
+		}
+	}
+	dup := n == 2 && subjects[0].ID == subjects[1].ID
+	if dup {
+		n = 1 // one allowance, counted once
+	}
 	for {
 		for i := range n {
 			states[i] = e.subject(subjects[i].ID)
@@ -215,7 +235,6 @@ func (e *Engine) Admit(ctx context.Context, cost int64, subjects []Subject, d *D
 	defer unlock(states[:n])
 
 	now := e.now()
-	d.Outcome, d.RetryAfter = Admitted, time.Time{}
 	for i := range n {
 		s, sub := states[i], &subjects[i]
 		s.define(sub.Limits)
@@ -272,6 +291,9 @@ func (e *Engine) Admit(ctx context.Context, cost int64, subjects []Subject, d *D
 		st.Remaining = max(0, s.credits.held+s.credits.known)
 		st.NextRefillAt = s.credits.nextRefill
 	}
+	if dup {
+		d.Subjects[1] = d.Subjects[0]
+	}
 	return nil
 }
 
@@ -280,8 +302,6 @@ func (e *Engine) Admit(ctx context.Context, cost int64, subjects []Subject, d *D
 func lock(states []*subjectState, subjects []Subject) {
 	switch {
 	case len(states) == 1:
-		states[0].mu.Lock()
-	case states[0] == states[1]:
 		states[0].mu.Lock()
 	case subjects[1].ID < subjects[0].ID:
 		states[1].mu.Lock()
@@ -293,9 +313,8 @@ func lock(states []*subjectState, subjects []Subject) {
 }
 
 func unlock(states []*subjectState) {
-	states[0].mu.Unlock()
-	if len(states) == 2 && states[1] != states[0] {
-		states[1].mu.Unlock()
+	for _, s := range states {
+		s.mu.Unlock()
 	}
 }
 

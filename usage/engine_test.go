@@ -238,6 +238,30 @@ func TestAdmitAllOrNothing(t *testing.T) {
 	}
 }
 
+func TestAdmitBounds(t *testing.T) {
+	e := newEngine(openStore(t), newClock(), false)
+	var d usage.Decision
+	if err := e.Admit(t.Context(), 1, nil, &d); err != nil || d.Outcome != usage.Admitted {
+		t.Errorf("no subjects: %v, %d; want admitted", err, d.Outcome)
+	}
+	three := []usage.Subject{{ID: "a"}, {ID: "b"}, {ID: "c"}}
+	if err := e.Admit(t.Context(), 1, three, &d); err == nil {
+		t.Error("three subjects admitted")
+	}
+	eleven := make([]apikey.RateLimit, 11)
+	if err := e.Admit(t.Context(), 1, []usage.Subject{{ID: "a", Limits: eleven}}, &d); err == nil {
+		t.Error("eleven limits admitted")
+	}
+	// The same subject twice is one allowance, counted once.
+	same := usage.Subject{ID: "key:x", Limits: []apikey.RateLimit{{Name: "x", Limit: 1, DurationMS: 1000}}}
+	if d := admit(t, e, 1, same, same); d.Outcome != usage.Admitted || d.Subjects[0].Limits[0].Remaining != 0 {
+		t.Errorf("same subject twice: %+v", d)
+	}
+	if d := admit(t, e, 1, same); d.Outcome != usage.RateLimited {
+		t.Errorf("limit 1 admitted twice: %+v", d)
+	}
+}
+
 func TestAdmitCostZero(t *testing.T) {
 	s := openStore(t)
 	e := newEngine(s, newClock(), false)
