@@ -303,6 +303,11 @@ type RateGrant struct {
 	At       time.Time
 	Want     int64 // at least 1
 	Replicas int
+	// Return, when its N is not 0, hands back the unspent grant of an
+	// earlier slice of the same limit in the same transaction, before
+	// the window is summed: a replica that moves on to a new slice
+	// returns the last one without a round trip of its own.
+	Return GrantReturn
 }
 
 // RateGrantResult is what GrantRate granted: Granted admissions, to be

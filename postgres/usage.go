@@ -40,6 +40,9 @@ func (s *Store) GrantRate(ctx context.Context, g apikey.RateGrant) (res apikey.R
 func (t *tx) grantRate(ctx context.Context, g apikey.RateGrant) (apikey.RateGrantResult, error) {
 	l := g.Limit
 	first, cur := l.Window(g.At)
+	if err := t.returnGrant(ctx, g.Return); err != nil {
+		return apikey.RateGrantResult{}, err
+	}
 	var lim, dur int64
 	// The upsert locks the limit's row (creating it on first use) and
 	// returns its definition as it was.
@@ -90,13 +93,24 @@ func (s *Store) ReturnGrants(ctx context.Context, returns []apikey.GrantReturn) 
 	})
 	return s.inTx(ctx, func(t *tx) error {
 		for _, r := range returns {
-			if _, err := t.tx.Exec(ctx, `UPDATE usage_slices SET granted = GREATEST(granted - $1, 0)
-				WHERE subject = $2 AND limit_name = $3 AND slice = $4`, r.N, r.Subject, r.LimitName, r.Slice); err != nil {
-				return t.fail("return grant", err)
+			if err := t.returnGrant(ctx, r); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
+}
+
+// returnGrant lowers the granted count of r's slice by r.N.
+func (t *tx) returnGrant(ctx context.Context, r apikey.GrantReturn) error {
+	if r.N <= 0 {
+		return nil
+	}
+	if _, err := t.tx.Exec(ctx, `UPDATE usage_slices SET granted = GREATEST(granted - $1, 0)
+		WHERE subject = $2 AND limit_name = $3 AND slice = $4`, r.N, r.Subject, r.LimitName, r.Slice); err != nil {
+		return t.fail("return grant", err)
+	}
+	return nil
 }
 
 // balance is a usage_balances row.

@@ -35,6 +35,9 @@ func (s *Store) GrantRate(ctx context.Context, g apikey.RateGrant) (res apikey.R
 func (t *tx) grantRate(ctx context.Context, g apikey.RateGrant) (apikey.RateGrantResult, error) {
 	l := g.Limit
 	first, cur := l.Window(g.At)
+	if err := t.returnGrant(ctx, g.Return); err != nil {
+		return apikey.RateGrantResult{}, err
+	}
 	var lim, dur int64
 	err := t.tx.QueryRowContext(ctx, `INSERT INTO usage_limits (subject, limit_name, lim, duration_ms) VALUES (?, ?, ?, ?)
 		ON CONFLICT (subject, limit_name) DO UPDATE SET lim = lim RETURNING lim, duration_ms`,
@@ -79,13 +82,22 @@ func (t *tx) grantRate(ctx context.Context, g apikey.RateGrant) (apikey.RateGran
 func (s *Store) ReturnGrants(ctx context.Context, returns []apikey.GrantReturn) error {
 	return s.inWrite(ctx, func(t *tx) error {
 		for _, r := range returns {
-			if _, err := t.tx.ExecContext(ctx, `UPDATE usage_slices SET granted = max(granted - ?, 0)
-				WHERE subject = ? AND limit_name = ? AND slice = ?`, r.N, r.Subject, r.LimitName, r.Slice); err != nil {
-				return dbErr("return grant", err)
+			if err := t.returnGrant(ctx, r); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
+}
+
+// returnGrant lowers the granted count of r's slice by r.N.
+func (t *tx) returnGrant(ctx context.Context, r apikey.GrantReturn) error {
+	if r.N <= 0 {
+		return nil
+	}
+	_, err := t.tx.ExecContext(ctx, `UPDATE usage_slices SET granted = max(granted - ?, 0)
+		WHERE subject = ? AND limit_name = ? AND slice = ?`, r.N, r.Subject, r.LimitName, r.Slice)
+	return dbErr("return grant", err)
 }
 
 // balance is a usage_balances row.

@@ -106,6 +106,12 @@ func testGrantRate(t *testing.T, s apikey.Store) {
 	if res := grant(t, us, apikey.RateGrant{Subject: "key:b", Limit: l, At: at.Add(time.Second), Want: 1, Replicas: 1}); res.Granted != 4 {
 		t.Errorf("after handing back 4: granted %d", res.Granted)
 	}
+	// A grant may hand back the last slice's unspent grant on the way.
+	first := grant(t, us, apikey.RateGrant{Subject: "key:r", Limit: l, At: at, Want: 1, Replicas: 1})
+	ret := apikey.GrantReturn{Subject: "key:r", LimitName: l.Name, Slice: first.Slice, N: 7}
+	if res := grant(t, us, apikey.RateGrant{Subject: "key:r", Limit: l, At: at.Add(time.Second), Want: 1, Replicas: 1, Return: ret}); res.Granted != 7 || res.Slice != first.Slice+1 {
+		t.Errorf("grant with a hand-back of 7: %+v (first %+v)", res, first)
+	}
 	// A window and a slice later the first slice no longer counts (a
 	// window ending on a slice's start still overlaps it).
 	if res := grant(t, us, apikey.RateGrant{Subject: "key:a", Limit: l, At: at.Add(11 * time.Second), Want: 1, Replicas: 1}); res.Granted != 10 {

@@ -352,18 +352,23 @@ func (e *Engine) admitsOne(ctx context.Context, subject string, w *window, now t
 	if !e.shared {
 		return w.sum(first, cur) < w.def.Limit, nil
 	}
+	var ret apikey.GrantReturn
 	if w.grantSlice != cur {
-		e.handBack(subject, w)
-		w.grantSlice = cur
+		// The last slice's grant may not be spent any more: it goes back
+		// with the next grant asked for, or at the next Flush.
+		ret = apikey.GrantReturn{Subject: subject, LimitName: w.def.Name, Slice: w.grantSlice, N: w.grant}
+		w.grantSlice, w.grant = cur, 0
 	}
 	if w.grant > 0 {
 		return true, nil
 	}
 	if w.emptySlice == cur {
+		e.queue(ret)
 		return false, nil
 	}
-	res, err := e.r.GrantRate(ctx, apikey.RateGrant{Subject: subject, Limit: w.def, At: now, Want: 1, Replicas: int(e.replicas.Load())})
+	res, err := e.r.GrantRate(ctx, apikey.RateGrant{Subject: subject, Limit: w.def, At: now, Want: 1, Replicas: int(e.replicas.Load()), Return: ret})
 	if err != nil {
+		e.queue(ret)
 		return false, err
 	}
 	if res.Slice == cur {
@@ -379,13 +384,18 @@ func (e *Engine) admitsOne(ctx context.Context, subject string, w *window, now t
 // handBack queues w's unspent grant for the next Flush: it may only be
 // spent in its own slice.
 func (e *Engine) handBack(subject string, w *window) {
-	if w.grant == 0 {
+	e.queue(apikey.GrantReturn{Subject: subject, LimitName: w.def.Name, Slice: w.grantSlice, N: w.grant})
+	w.grant = 0
+}
+
+// queue keeps a hand-back for the next Flush.
+func (e *Engine) queue(r apikey.GrantReturn) {
+	if r.N == 0 {
 		return
 	}
 	e.returnsMu.Lock()
-	e.returns = append(e.returns, apikey.GrantReturn{Subject: subject, LimitName: w.def.Name, Slice: w.grantSlice, N: w.grant})
+	e.returns = append(e.returns, r)
 	e.returnsMu.Unlock()
-	w.grant = 0
 }
 
 // sum is the count of admissions in the slices first to cur.
