@@ -233,9 +233,9 @@ func principal(ctx context.Context) apikey.Principal {
 // authenticate runs before an operation's input is parsed, so that an
 // unauthenticated request learns nothing, not even whether its body was
 // valid, and is answered before its body is read (SPEC §12). A rejected
-// request with a body also closes its connection: net/http would otherwise
-// read what is left of the body before answering, however slowly the
-// client sends it.
+// request with a body also closes its connection at once: net/http would
+// otherwise read what is left of the body before answering (and, once it
+// has answered, before closing), however slowly the client sends it.
 func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 	scope, _ := ctx.Operation().Metadata["scope"].(string)
 	if scope == "" {
@@ -249,6 +249,10 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 			w.Header().Set("Connection", "close")
 		}
 		a.writeProblem(w, r, err)
+		if r.ContentLength != 0 {
+			// Nothing more is read: the rest of the body is not awaited.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+		}
 		return
 	}
 	next(huma.WithValue(ctx, principalKey{}, p))

@@ -6,6 +6,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -28,6 +29,12 @@ type Router struct {
 	mux      *http.ServeMux
 	patterns []string
 	api      *API // the problem writer
+
+	// fillers are the patterns sealed registers so that a literal path is
+	// not taken for a wildcard's value under another method (GET
+	// /v1/api-keys/verify is not getKey("verify")): they answer 405.
+	fillers map[string]bool
+	sealed  sync.Once
 }
 
 // NewRouter returns an empty Router whose problems are written by a.
@@ -60,8 +67,40 @@ func (rt *Router) Routes() []string {
 	return out
 }
 
+// seal registers, for every path a pattern spells out literally, a filler
+// under each method that would otherwise reach a wildcard route instead:
+// "POST /v1/api-keys/verify" beside "GET /v1/api-keys/{keyID}" makes
+// "GET /v1/api-keys/verify" a filler, answered 405 with Allow: POST. It
+// runs once, before the first request is routed, when every route is
+// registered.
+func (rt *Router) seal() {
+	rt.fillers = map[string]bool{}
+	registered := map[string]bool{}
+	for _, p := range rt.patterns {
+		registered[p] = true
+	}
+	for _, p := range rt.patterns {
+		_, path, ok := strings.Cut(p, " ")
+		if !ok || strings.ContainsAny(path, "{}") {
+			continue
+		}
+		for _, m := range allowMethods {
+			filler := m + " " + path
+			if registered[filler] || rt.fillers[filler] {
+				continue
+			}
+			probe := &http.Request{Method: m, URL: &url.URL{Path: path}, Host: "apikeyd"}
+			if _, pattern := rt.mux.Handler(probe); pattern != "/" {
+				rt.fillers[filler] = true
+				rt.mux.HandleFunc(filler, rt.unmatched)
+			}
+		}
+	}
+}
+
 // ServeHTTP routes r, or answers the routing problem it has.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt.sealed.Do(rt.seal)
 	if !canonicalPath(r.URL.Path) {
 		rt.api.writeProblem(w, r, newProblem(http.StatusNotFound, "no such route: the path is not in canonical form"))
 		return
@@ -83,7 +122,7 @@ func (rt *Router) unmatched(w http.ResponseWriter, r *http.Request) {
 	probe := *r
 	for _, m := range allowMethods {
 		probe.Method = m
-		if _, pattern := rt.mux.Handler(&probe); pattern != "" && pattern != "/" {
+		if _, pattern := rt.mux.Handler(&probe); pattern != "" && pattern != "/" && !rt.fillers[pattern] {
 			allow = append(allow, m)
 		}
 	}
