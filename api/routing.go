@@ -118,6 +118,9 @@ var allowMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, htt
 // unmatched answers requests no route matched: 405 with Allow when the
 // path exists under other methods, 404 otherwise.
 func (rt *Router) unmatched(w http.ResponseWriter, r *http.Request) {
+	// Counted and logged as "unmatched" (observe.RouteOf), fillers too:
+	// no route served the request.
+	r.Pattern = "/"
 	var allow []string
 	probe := *r
 	for _, m := range allowMethods {

@@ -150,6 +150,7 @@ func TestRootHandler(t *testing.T) {
 	for _, series := range []string{
 		`apikeyd_http_requests_total{method="GET",route="/healthz",status="200"} 1`,
 		`apikeyd_http_requests_total{method="POST",route="unmatched",status="405"} 1`,
+		`apikeyd_http_requests_total{method="GET",route="unmatched",status="405"} 1`,
 		`apikeyd_http_requests_total{method="GET",route="unmatched",status="404"} 4`,
 	} {
 		if !strings.Contains(metrics, series) {
