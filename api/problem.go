@@ -54,6 +54,11 @@ var statusOf = map[string]int{
 	apikey.EINTERNAL:        http.StatusInternalServerError,
 }
 
+// StatusOf returns the HTTP status of err's code from the one table above,
+// so that other handlers of the server (the dashboard) answer each error
+// with the status the API gives it.
+func StatusOf(err error) int { return statusOf[apikey.ErrorCode(err)] }
+
 // codeOf names the problem type for a status, for problems huma raises.
 var codeOf = map[int]string{
 	http.StatusBadRequest:            apikey.EINVALID,
