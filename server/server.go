@@ -26,6 +26,7 @@ import (
 	"github.com/apikeyd/apikeyd/seal"
 	"github.com/apikeyd/apikeyd/service"
 	"github.com/apikeyd/apikeyd/sqlite"
+	"github.com/apikeyd/apikeyd/web"
 	"github.com/apikeyd/apikeyd/webhook"
 )
 
@@ -153,8 +154,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		Metrics:           s.metrics,
 		Version:           Version,
 	})
+	// --- dashboard (web, issue 14): /ui/ next to the API unless APIKEYD_UI=false ---
+	var handler http.Handler = s.api
+	if cfg.UI {
+		root := http.NewServeMux()
+		root.Handle(web.Prefix, web.New(web.Options{
+			Service: s.svc, Logger: log, Failures: s.api.AuthFailures(), TrustedProxies: cfg.TrustedProxies,
+		}))
+		root.Handle("/", s.api)
+		handler = root
+	}
+	// --- end dashboard ---
 	s.http = &http.Server{
-		Handler:           s.api,
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
