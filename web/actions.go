@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -32,6 +33,10 @@ type newKeyView struct {
 type createForm struct {
 	Name, Environment, Scopes, Expires string
 }
+
+// formFields are the fields of the create form, named as the service
+// names them in its errors.
+var formFields = []string{"name", "scopes", "environment_id", "expires_in_days"}
 
 // Expiry choices of the create form, in days; "" never expires.
 var expiries = []option{
@@ -98,7 +103,16 @@ func (u *UI) formError(err error, fields *map[string]string, msg *string) bool {
 		*fields = map[string]string{}
 		if errors.As(err, &e) {
 			for _, f := range e.Fields {
-				(*fields)[f.Field] = f.Message
+				// scopes[2] is the scopes field; fields the form does not
+				// have (project_id, from the URL) go in the message.
+				name, _, _ := strings.Cut(f.Field, "[")
+				if !slices.Contains(formFields, name) {
+					*msg += " " + f.Field + " " + f.Message + "."
+					continue
+				}
+				if (*fields)[name] == "" {
+					(*fields)[name] = f.Message
+				}
 			}
 		}
 		return true

@@ -81,7 +81,7 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		u.render(w, http.StatusUnauthorized, "login", &view{Title: "Sign in", Data: loginView{Error: "That token is not the admin token or a root key."}})
+		u.render(w, http.StatusUnauthorized, "login", &view{Title: "Sign in", Data: loginView{Error: "That token does not open the dashboard. Sign in with the admin token."}})
 		return
 	case err != nil:
 		u.fail(w, r, nil, err)
