@@ -441,7 +441,7 @@ func TestForms(t *testing.T) {
 			"/ui/projects/forms/keys?status=dead":       http.StatusBadRequest,
 			"/ui/projects/forms/keys?after=garbage":     http.StatusBadRequest,
 			"/ui/projects/forms/audit?after=1.key_zzzz": http.StatusBadRequest,
-			"/ui/nowhere":                               http.StatusNotFound,
+			"/ui/nowhere": http.StatusNotFound,
 		} {
 			if a := v.get(path); a.status != status || !strings.Contains(a.body, "Back to the projects") {
 				t.Errorf("%s: %d, want %d", path, a.status, status)
