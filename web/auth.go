@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/apikeyd/apikeyd/api"
@@ -24,40 +25,51 @@ type request struct {
 // resolved on every request, so one that stopped working ends it.
 func (u *UI) signedIn(h func(http.ResponseWriter, *http.Request, *request)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		rq, ok := u.session(w, r)
-		if !ok {
+		rq, err := u.session(w, r)
+		switch {
+		case err != nil:
+			u.fail(w, r, nil, err)
+		case rq == nil:
 			redirectHome(w, r)
-			return
+		default:
+			h(w, r, rq)
 		}
-		h(w, r, rq)
 	}
 }
 
-// session returns r's signed-in session, or false (ending a session whose
-// credential no longer resolves).
-func (u *UI) session(w http.ResponseWriter, r *http.Request) (*request, bool) {
+// session returns r's signed-in session, or nil without one. A session
+// whose credential no longer authenticates ends; one whose credential
+// cannot be resolved just now (the store is away) is an error, and lives
+// on.
+func (u *UI) session(w http.ResponseWriter, r *http.Request) (*request, error) {
 	token := sessionToken(r)
 	cred, notice, once, ok := u.sessions.use(token)
 	if !ok {
-		return nil, false
+		return nil, nil
 	}
 	p, err := u.svc.Resolve(r.Context(), cred)
-	if err != nil {
+	switch {
+	case apikey.ErrorCode(err) == apikey.EUNAUTHENTICATED:
 		u.sessions.close(token)
 		u.setSessionCookie(w, r, "", -1)
-		return nil, false
+		return nil, nil
+	case err != nil:
+		return nil, err
 	}
-	return &request{token: token, p: p, notice: notice, once: once}, true
+	return &request{token: token, p: p, notice: notice, once: once}, nil
 }
 
 // home is the projects page, or the sign-in form without a session.
 func (u *UI) home(w http.ResponseWriter, r *http.Request) {
-	rq, ok := u.session(w, r)
-	if !ok {
+	rq, err := u.session(w, r)
+	switch {
+	case err != nil:
+		u.fail(w, r, nil, err)
+	case rq == nil:
 		u.render(w, http.StatusOK, "login", &view{Title: "Sign in"})
-		return
+	default:
+		u.projects(w, r, rq)
 	}
-	u.projects(w, r, rq)
 }
 
 // loginView is the sign-in form's data.
@@ -72,7 +84,8 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		u.tooMany(w, wait)
 		return
 	}
-	cred, _, err := u.svc.SignIn(r.Context(), r.PostFormValue("token"))
+	// A pasted token may bring a line break along; tokens have no spaces.
+	cred, _, err := u.svc.SignIn(r.Context(), strings.TrimSpace(r.PostFormValue("token")))
 	switch {
 	case apikey.ErrorCode(err) == apikey.EUNAUTHENTICATED:
 		if u.failures != nil {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/apikeyd/apikeyd/service"
@@ -116,14 +117,20 @@ func (u *UI) routes(mux *http.ServeMux) {
 
 // contentSecurityPolicy allows the page its own scripts, styles and
 // requests only, no inline script or style, and no framing anywhere.
-const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " +
 	"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+
+// maxFormBytes bounds a form's body; the largest form, create, is a few
+// hundred bytes.
+const maxFormBytes = 64 << 10
 
 // secureHeaders sets the headers every dashboard response carries. Pages
 // show credentials' state (and, once, a key), so none is ever stored by a
-// browser or a proxy; static assets override that.
+// browser or a proxy; static assets override that. It also bounds the
+// body of every form.
 func secureHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		h := w.Header()
 		h.Set("Content-Security-Policy", contentSecurityPolicy)
 		h.Set("X-Frame-Options", "DENY")
@@ -138,6 +145,10 @@ func secureHeaders(next http.Handler) http.Handler {
 // change only with the binary.
 func staticFiles(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") { // no directory listings
+			http.NotFound(w, r)
+			return
+		}
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		next.ServeHTTP(w, r)
 	})

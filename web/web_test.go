@@ -194,6 +194,9 @@ func TestHeaders(t *testing.T) {
 			t.Errorf("%s refers to another origin", a.path)
 		}
 	}
+	if a := v.get("/ui/static/"); a.status != http.StatusNotFound {
+		t.Errorf("/ui/static/ lists the assets: %d", a.status)
+	}
 	for _, path := range []string{"/ui/static/htmx.min.js", "/ui/static/app.js", "/ui/static/style.css"} {
 		if a := v.get(path); a.status != http.StatusOK || a.header.Get("Content-Security-Policy") == "" || len(a.body) < 100 {
 			t.Errorf("%s: %d, %v", path, a.status, a.header)
@@ -291,7 +294,7 @@ func TestSessionIdleExpiry(t *testing.T) {
 
 func TestLogout(t *testing.T) {
 	v := newVisitor(t, srv.URL)
-	v.signIn(srv.AdminToken)
+	v.signIn(srv.AdminToken + "\r\n") // pasted with its line break
 	a := v.post("/ui/logout", nil)
 	if a.status != http.StatusSeeOther || !strings.Contains(a.header.Get("Set-Cookie"), "Max-Age=0") {
 		t.Fatalf("logout: %d %v", a.status, a.header)
