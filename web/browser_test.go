@@ -306,6 +306,33 @@ func TestBrowserCrossOriginPost(t *testing.T) {
 	}
 }
 
+// TestBrowserLiveSearch: with htmx (under the dashboard's CSP), typing in
+// the search box narrows the list in place and puts the search in the
+// address bar.
+func TestBrowserLiveSearch(t *testing.T) {
+	ctx := tab(t)
+	api := adminClient(t)
+	project := "browser-search"
+	ids := map[string]string{}
+	for _, name := range []string{"alpha one", "beta two"} {
+		k, err := api.CreateKey(t.Context(), client.CreateParams{ProjectID: project, Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[name] = k.ID
+	}
+	browserSignIn(t, ctx)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/ui/projects/"+project+"/keys"),
+		chromedp.WaitVisible(chromedp.CSS(`a[href="/ui/keys/`+ids["alpha one"]+`"]`)),
+		chromedp.SendKeys(chromedp.ID("#q"), "beta"),
+		chromedp.WaitNotPresent(chromedp.CSS(`a[href="/ui/keys/`+ids["alpha one"]+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`a[href="/ui/keys/`+ids["beta two"]+`"]`)),
+	)
+	if loc := run(t, ctx, chromedp.Location()); !strings.Contains(loc, "q=beta") {
+		t.Fatalf("the address bar says %s, want the search in it", loc)
+	}
+}
+
 // TestScreenshots writes the screenshots of docs/dashboard.md when
 // APIKEYD_SCREENSHOTS names a directory: the keys list, a key's page and
 // the create-once secret, at 1280 and 390 px wide.
