@@ -148,8 +148,7 @@ func (u *UI) rotateKey(w http.ResponseWriter, r *http.Request, rq *request) {
 // revokeKey revokes a key once the person has typed its prefix.
 func (u *UI) revokeKey(w http.ResponseWriter, r *http.Request, rq *request) {
 	id := r.PathValue("id")
-	reason := r.PostFormValue("reason")
-	if !validReason(reason) {
+	if _, err := apikey.ParseRevocationReason(r.PostFormValue("reason")); err != nil {
 		u.showKey(w, r, rq, http.StatusBadRequest, func(v *keyView) { v.RevokeError = "Choose one of the reasons." })
 		return
 	}
@@ -170,15 +169,6 @@ func (u *UI) revokeKey(w http.ResponseWriter, r *http.Request, rq *request) {
 	}
 	u.sessions.leave(rq.token, "Key revoked. It stopped working at once.", nil)
 	http.Redirect(w, r, keyURL(id), http.StatusSeeOther)
-}
-
-func validReason(s string) bool {
-	for _, o := range reasons {
-		if o.Value == s {
-			return true
-		}
-	}
-	return false
 }
 
 // refused shows the key's page again with why an action was refused, for

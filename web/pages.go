@@ -227,14 +227,16 @@ var graces = []option{
 	{"10080", "7 days (the longest)"},
 }
 
-// Revocation reasons of SPEC §9.
-var reasons = []option{
-	{"unspecified", "Unspecified"},
-	{"key_compromise", "Key compromised"},
-	{"superseded", "Superseded"},
-	{"privilege_withdrawn", "Privilege withdrawn"},
-	{"cessation_of_operation", "Cessation of operation"},
-}
+// reasons are the revoke form's choices: the domain's revocation reasons,
+// "key_compromise" labelled "Key compromise".
+var reasons = func() []option {
+	out := make([]option, len(apikey.RevocationReasons))
+	for i, r := range apikey.RevocationReasons {
+		label := strings.ReplaceAll(string(r), "_", " ")
+		out[i] = option{Value: string(r), Label: strings.ToUpper(label[:1]) + label[1:]}
+	}
+	return out
+}()
 
 // key shows one key: every field, its audit trail and the actions the
 // credential may take on it.
