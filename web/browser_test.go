@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/apikeyd/apikeyd/client"
@@ -72,9 +74,55 @@ func stopBrowser() {
 	}
 }
 
+// console collects what a tab reports that a user would never see but
+// that means a page is broken: script errors, and content the page's
+// Content-Security-Policy blocked.
+type console struct {
+	mu       sync.Mutex
+	problems []string
+}
+
+func (c *console) listen(ev any) {
+	var msg string
+	switch ev := ev.(type) {
+	case *cdplog.EventEntryAdded:
+		if e := ev.Entry; e.Source == cdplog.EntrySourceSecurity || strings.Contains(e.Text, "Content Security Policy") {
+			msg = fmt.Sprintf("%s: %s (%s)", e.Source, e.Text, e.URL)
+		}
+	case *cdpruntime.EventExceptionThrown:
+		msg = "script error: " + ev.ExceptionDetails.Text
+		if ex := ev.ExceptionDetails.Exception; ex != nil {
+			msg += " " + ex.Description
+		}
+	}
+	if msg != "" {
+		c.mu.Lock()
+		c.problems = append(c.problems, msg)
+		c.mu.Unlock()
+	}
+}
+
+func (c *console) report() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.problems...)
+}
+
 // tab returns a browser tab of its own (own cookies) for one test, with a
-// deadline for everything the test does in it.
+// deadline for everything the test does in it. The test fails if a page it
+// showed had a script error or broke its Content-Security-Policy.
 func tab(t *testing.T) context.Context {
+	t.Helper()
+	ctx, c := tabWithConsole(t)
+	t.Cleanup(func() {
+		for _, p := range c.report() {
+			t.Errorf("the browser reported %s", p)
+		}
+	})
+	return ctx
+}
+
+func tabWithConsole(t *testing.T) (context.Context, *console) {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -86,14 +134,40 @@ func tab(t *testing.T) context.Context {
 	if browser.err != nil {
 		t.Fatalf("start chromium: %v", browser.err)
 	}
-	ctx, cancel := chromedp.NewContext(browser.ctx, chromedp.WithNewBrowserContext())
+	c := &console{}
+	ctx, cancel := chromedp.NewContext(browser.ctx, chromedp.WithNewBrowserContext(), chromedp.WithListener(c.listen))
 	t.Cleanup(cancel)
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("open a tab: %v", err)
 	}
 	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
 	t.Cleanup(cancelTimeout)
-	return ctx
+	return ctx, c
+}
+
+// TestBrowserConsoleCatchesCSPViolations makes sure the check of tab can
+// fail: a script the page adds inline is blocked by the dashboard's CSP,
+// and the tab reports it.
+func TestBrowserConsoleCatchesCSPViolations(t *testing.T) {
+	ctx, c := tabWithConsole(t)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/ui/"), chromedp.WaitVisible(chromedp.ID("#token")))
+	ran := run(t, ctx, chromedp.Evaluate[bool](`(() => {
+		window.inlineRan = false;
+		const s = document.createElement("script");
+		s.textContent = "window.inlineRan = true";
+		document.body.appendChild(s);
+		return window.inlineRan;
+	})()`))
+	if ran {
+		t.Fatal("an inline script ran under the dashboard's CSP")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(c.report()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond) // the report arrives as an event
+	}
+	if got := c.report(); len(got) == 0 || !strings.Contains(strings.Join(got, " "), "Content Security Policy") {
+		t.Fatalf("the blocked inline script was not reported: %q", got)
+	}
 }
 
 // do runs browser steps, failing the test on an error.
