@@ -51,6 +51,8 @@ func startBrowser() {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("no-default-browser-check", true),
+		// Containers often have a small /dev/shm, which crashes tabs.
+		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(dir),
 	)
 	ctx, cancelCtx := chromedp.NewContext(alloc)
