@@ -51,6 +51,9 @@ type Config struct {
 
 	LogFormat string
 	LogLevel  string
+
+	// UI serves the dashboard at /ui/.
+	UI bool
 }
 
 // Postgres reports whether the config selects PostgreSQL over SQLite.
@@ -216,6 +219,16 @@ var Settings = []Setting{
 				}
 				c.TrustedProxies = append(c.TrustedProxies, p.Masked())
 			}
+			return nil
+		}},
+	{Flag: "ui", Env: "APIKEYD_UI", Default: "true", Usage: "serve the dashboard at /ui/",
+		accepts: "`true` or `false` (also `1`, `0`, `t`, `f`)",
+		set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return errors.New("must be true or false")
+			}
+			c.UI = b
 			return nil
 		}},
 	choiceSetting(Setting{Flag: "log-format", Env: "APIKEYD_LOG_FORMAT", Default: "text", Usage: "log format"},

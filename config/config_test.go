@@ -57,6 +57,18 @@ func TestLoadPrecedence(t *testing.T) {
 			t.Fatalf("%+v, %v", c, err)
 		}
 	})
+	t.Run("OK/uiByDefault", func(t *testing.T) {
+		c, err := load(t, nil, nil)
+		if err != nil || !c.UI {
+			t.Fatalf("%+v, %v", c, err)
+		}
+	})
+	t.Run("OK/uiOff", func(t *testing.T) {
+		c, err := load(t, nil, map[string]string{"APIKEYD_UI": "false"})
+		if err != nil || c.UI {
+			t.Fatalf("%+v, %v", c, err)
+		}
+	})
 	t.Run("OK/secretFromFile", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "token")
 		if err := os.WriteFile(path, []byte("a-long-enough-admin-token\n"), 0o600); err != nil {
