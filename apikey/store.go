@@ -14,6 +14,8 @@ import (
 // back empty but non-nil. Details round-trip as JSON does: numbers come back
 // as float64 and times as RFC 3339 strings.
 type Store interface {
+	RootKeyStore
+
 	// Key returns the key with the given ID, or ENOTFOUND.
 	Key(ctx context.Context, id string) (*Key, error)
 	// KeyByHash returns the key whose plaintext hashes to h, or ENOTFOUND.
@@ -84,6 +86,8 @@ type Store interface {
 
 // Tx is the write side of a store, valid inside Store.Update only.
 type Tx interface {
+	RootKeyTx
+
 	// KeyForUpdate returns the key with the given ID and locks it until the
 	// transaction ends, so that concurrent changes to one key are serialised.
 	// ENOTFOUND if there is none.
