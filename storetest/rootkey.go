@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -253,22 +254,12 @@ func testRootKeysOrder(t *testing.T, s apikey.Store) {
 		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
 			return c
 		}
-		return compareStrings(b.ID, a.ID)
+		return strings.Compare(b.ID, a.ID)
 	})
 	got := paginate(t, 3, func(after *apikey.Cursor) ([]*apikey.RootKey, error) {
 		return s.RootKeys(t.Context(), apikey.RootKeyFilter{After: after, Limit: 3})
 	}, func(rk *apikey.RootKey) apikey.Cursor { return apikey.Cursor{Time: rk.CreatedAt, ID: rk.ID} })
 	checkIDs(t, rootIDs(got), rootIDs(keys))
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func testRootKeysStatus(t *testing.T, s apikey.Store) {
