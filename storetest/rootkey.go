@@ -2,8 +2,10 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ var rootKeyTests = []struct {
 	{"RootKeyNotFound", testRootKeyNotFound},
 	{"UpdateRootKey", testUpdateRootKey},
 	{"UpdateRootKeyStale", testUpdateRootKeyStale},
+	{"UpdateRootKeyConcurrent", testUpdateRootKeyConcurrent},
 	{"RootKeysOrder", testRootKeysOrder},
 	{"RootKeysStatus", testRootKeysStatus},
 	{"ScanRootKeys", testScanRootKeys},
@@ -239,6 +242,52 @@ func testUpdateRootKeyStale(t *testing.T, s apikey.Store) {
 	checkCode(t, err, apikey.ECONFLICT)
 	if got := mustRootKey(t, s, rk.ID); got.Name != "first" || got.Version != 2 {
 		t.Errorf("stored %q version %d, want %q 2", got.Name, got.Version, "first")
+	}
+}
+
+// testUpdateRootKeyConcurrent: of concurrent rotations of one root key,
+// each reading it with RootKeyForUpdate, exactly one replaces it; the
+// others find it replaced.
+func testUpdateRootKeyConcurrent(t *testing.T, s apikey.Store) {
+	rk := newRootKey(t)
+	insertRoot(t, s, rk)
+	const n = 16
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = s.Update(t.Context(), func(tx apikey.Tx) error {
+				cur, err := tx.RootKeyForUpdate(t.Context(), rk.ID)
+				if err != nil {
+					return err
+				}
+				if cur.ReplacedByKeyID != "" {
+					return apikey.Errorf(apikey.ECONFLICT, "already replaced")
+				}
+				cur.ReplacedByKeyID = fmt.Sprintf("root_winner%d", i)
+				cur.GraceExpiresAt = t0.Add(time.Hour)
+				return tx.UpdateRootKey(t.Context(), cur)
+			})
+		})
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("both %d and %d replaced the root key", winner, i)
+		case err == nil:
+			winner = i
+		default:
+			checkCode(t, err, apikey.ECONFLICT)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no update succeeded")
+	}
+	got := mustRootKey(t, s, rk.ID)
+	if want := fmt.Sprintf("root_winner%d", winner); got.ReplacedByKeyID != want || got.Version != 2 {
+		t.Errorf("stored replaced_by %q version %d, want %q 2", got.ReplacedByKeyID, got.Version, want)
 	}
 }
 
