@@ -171,10 +171,13 @@ var Settings = []Setting{
 			return nil
 		}},
 	{Flag: "key-prefix", Env: "APIKEYD_KEY_PREFIX", Default: "sk", Usage: "first part of every issued key",
-		accepts: "1-8 characters of A-Z a-z 0-9, with optional inner underscores",
+		accepts: "1-8 characters of A-Z a-z 0-9, with optional inner underscores; not `apikeyd` (root keys)",
 		set: func(c *Config, v string) error {
 			if !apikey.ValidKeyPrefix(v) {
 				return fmt.Errorf("must be 1-8 characters of A-Z a-z 0-9 with optional inner underscores, got %q", v)
+			}
+			if v == apikey.RootKeyPrefix {
+				return fmt.Errorf("must not be %q: that prefix is reserved for root keys, so that a root key can never be taken for a customer's key", v)
 			}
 			c.KeyPrefix = v
 			return nil

@@ -125,6 +125,8 @@ func TestLoadErr(t *testing.T) {
 			[]string{"APIKEYD_INSECURE_WEBHOOKS (from APIKEYD_INSECURE_WEBHOOKS): must be true or false"}},
 		"ErrPrefix": {[]string{"--key-prefix", "has space"}, nil,
 			[]string{`APIKEYD_KEY_PREFIX (from --key-prefix): must be 1-8 characters of A-Z a-z 0-9 with optional inner underscores, got "has space"`}},
+		"ErrRootKeyPrefix": {nil, map[string]string{"APIKEYD_KEY_PREFIX": "apikeyd"},
+			[]string{`APIKEYD_KEY_PREFIX (from APIKEYD_KEY_PREFIX): must not be "apikeyd": that prefix is reserved for root keys, so that a root key can never be taken for a customer's key`}},
 		"ErrMasterKey": {nil, map[string]string{"APIKEYD_MASTER_KEY": "c2hvcnQ="},
 			[]string{"APIKEYD_MASTER_KEY (from APIKEYD_MASTER_KEY): must decode to 32 bytes, got 5 (want the base64 of 32 random bytes, e.g. `openssl rand -base64 32`)"}},
 		"ErrAdminTokenShort": {[]string{"--admin-token", "short"}, nil,
