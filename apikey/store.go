@@ -395,8 +395,8 @@ type UsageFilter struct {
 	ProjectID     string
 	EnvironmentID string
 	OwnerID       string
-	From, To      time.Time
-	Granularity   string // UsageHour or UsageDay
+	From, To      time.Time // both required; To exclusive
+	Granularity   string    // UsageHour (also for "") or UsageDay
 }
 
 // UsageBucket is the usage of one hour or day.
