@@ -15,6 +15,7 @@ import (
 // as float64 and times as RFC 3339 strings.
 type Store interface {
 	RootKeyStore
+	UsageStore
 
 	// Key returns the key with the given ID, or ENOTFOUND.
 	Key(ctx context.Context, id string) (*Key, error)
@@ -87,6 +88,7 @@ type Store interface {
 // Tx is the write side of a store, valid inside Store.Update only.
 type Tx interface {
 	RootKeyTx
+	UsageTx
 
 	// KeyForUpdate returns the key with the given ID and locks it until the
 	// transaction ends, so that concurrent changes to one key are serialised.

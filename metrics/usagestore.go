@@ -1,0 +1,67 @@
+package metrics
+
+import (
+	"context"
+	"time"
+
+	"github.com/apikeyd/apikeyd/apikey"
+)
+
+// The usage side of the counting store (reservations, balances, usage
+// counts), counted like the keys'.
+
+func (s *countingStore) GrantRate(ctx context.Context, g apikey.RateGrant) (apikey.RateGrantResult, error) {
+	r, err := s.Store.GrantRate(ctx, g)
+	return r, s.count("grant_rate", err)
+}
+
+func (s *countingStore) ReturnGrants(ctx context.Context, returns []apikey.GrantReturn) error {
+	return s.count("return_grants", s.Store.ReturnGrants(ctx, returns))
+}
+
+func (s *countingStore) ReserveCredits(ctx context.Context, r apikey.CreditReservation) (apikey.CreditLease, error) {
+	l, err := s.Store.ReserveCredits(ctx, r)
+	return l, s.count("reserve_credits", err)
+}
+
+func (s *countingStore) ReturnCredits(ctx context.Context, replicaID string, returns []apikey.CreditAmount) error {
+	return s.count("return_credits", s.Store.ReturnCredits(ctx, replicaID, returns))
+}
+
+func (s *countingStore) ReportSpends(ctx context.Context, replicaID string, spends []apikey.CreditAmount) error {
+	return s.count("report_spends", s.Store.ReportSpends(ctx, replicaID, spends))
+}
+
+func (s *countingStore) Balance(ctx context.Context, subject string, now time.Time) (*apikey.Credits, error) {
+	c, err := s.Store.Balance(ctx, subject, now)
+	return c, s.count("balance", err)
+}
+
+func (s *countingStore) ApplyRefills(ctx context.Context, now time.Time, limit int) (int, error) {
+	n, err := s.Store.ApplyRefills(ctx, now, limit)
+	return n, s.count("apply_refills", err)
+}
+
+func (s *countingStore) Heartbeat(ctx context.Context, replicaID string, now time.Time) (int, error) {
+	n, err := s.Store.Heartbeat(ctx, replicaID, now)
+	return n, s.count("heartbeat", err)
+}
+
+func (s *countingStore) ReapLeases(ctx context.Context, now time.Time) (int64, error) {
+	n, err := s.Store.ReapLeases(ctx, now)
+	return n, s.count("reap_leases", err)
+}
+
+func (s *countingStore) AddUsage(ctx context.Context, counts []apikey.UsageCount) error {
+	return s.count("add_usage", s.Store.AddUsage(ctx, counts))
+}
+
+func (s *countingStore) Usage(ctx context.Context, f apikey.UsageFilter) ([]apikey.UsageBucket, error) {
+	b, err := s.Store.Usage(ctx, f)
+	return b, s.count("usage", err)
+}
+
+func (s *countingStore) PruneUsage(ctx context.Context, before time.Time) (int64, error) {
+	n, err := s.Store.PruneUsage(ctx, before)
+	return n, s.count("prune_usage", err)
+}
