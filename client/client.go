@@ -17,6 +17,32 @@ import (
 // WithHTTPClient. A context deadline, when shorter, wins.
 const DefaultTimeout = 30 * time.Second
 
+// MaxIdleConnsPerHost is how many idle connections to the server the
+// transport of a client made without WithHTTPClient keeps for reuse: at
+// least the number of requests a busy service (such as a guard in front of
+// a loaded API) has in flight at once, so that under load every request
+// goes over a connection already open instead of dialling a new one.
+// net/http's default transport keeps 2.
+const MaxIdleConnsPerHost = 256
+
+// NewTransport returns a transport sized as the one of a client made without
+// WithHTTPClient: http.DefaultTransport's settings (proxy from the
+// environment, keep-alive, HTTP/2 over TLS, 90 s idle timeout, shorter than
+// apikeyd's 2 min) keeping up to MaxIdleConnsPerHost idle connections. Use
+// it as the base of an http.Client of your own (for instrumentation, say),
+// so that your client reuses connections as well.
+func NewTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = MaxIdleConnsPerHost
+	t.MaxIdleConnsPerHost = MaxIdleConnsPerHost
+	return t
+}
+
+// defaultHTTPClient is the http.Client of every client made without
+// WithHTTPClient: one transport, and so one pool of connections, for them
+// all.
+var defaultHTTPClient = &http.Client{Timeout: DefaultTimeout, Transport: NewTransport()}
+
 // maxResponseBytes bounds what is read of any answer (a page of 1000 keys
 // is well under 1 MiB).
 const maxResponseBytes = 32 << 20
@@ -34,7 +60,10 @@ type Client struct {
 type Option func(*Client)
 
 // WithHTTPClient makes the client send its requests through hc, for
-// timeouts, proxies, TLS settings or instrumentation of your own.
+// timeouts, proxies, TLS settings or instrumentation of your own. Give hc a
+// transport that keeps as many idle connections as you have requests in
+// flight (NewTransport does), or each request beyond net/http's default of
+// 2 opens, and then closes, a connection of its own.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
 
 // WithUserAgent sets the User-Agent header of every request.
@@ -54,7 +83,7 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
-	c := &Client{base: u, token: token, hc: &http.Client{Timeout: DefaultTimeout}, userAgent: "apikeyd-go-client"}
+	c := &Client{base: u, token: token, hc: defaultHTTPClient, userAgent: "apikeyd-go-client"}
 	for _, o := range opts {
 		o(c)
 	}
