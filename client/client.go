@@ -50,11 +50,15 @@ const maxResponseBytes = 32 << 20
 // Client talks to one apikeyd server with one bearer token. It is safe for
 // concurrent use.
 type Client struct {
-	base      *url.URL
-	token     string
-	hc        *http.Client
-	userAgent string
+	base *url.URL
+	hc   *http.Client
+	// The values of the Authorization and User-Agent headers, nil for
+	// none. Transports must not modify a request's headers, so every
+	// request shares them.
+	authorization, userAgent []string
 }
+
+var jsonMediaType = []string{"application/json"}
 
 // Option configures a Client.
 type Option func(*Client)
@@ -67,7 +71,14 @@ type Option func(*Client)
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
 
 // WithUserAgent sets the User-Agent header of every request.
-func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
+func WithUserAgent(ua string) Option {
+	return func(c *Client) {
+		c.userAgent = nil
+		if ua != "" {
+			c.userAgent = []string{ua}
+		}
+	}
+}
 
 // New returns a client of the apikeyd server at baseURL (such as
 // "http://127.0.0.1:8080", or "https://keys.internal/apikeyd" behind a
@@ -83,7 +94,10 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
-	c := &Client{base: u, token: token, hc: defaultHTTPClient, userAgent: "apikeyd-go-client"}
+	c := &Client{base: u, hc: defaultHTTPClient, userAgent: []string{"apikeyd-go-client"}}
+	if token != "" {
+		c.authorization = []string{"Bearer " + token}
+	}
 	for _, o := range opts {
 		o(c)
 	}
@@ -121,15 +135,17 @@ func (c *Client) do(ctx context.Context, method string, u *url.URL, in, out any)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	req.Header.Set("Accept", "application/json")
+	// Canonical names set directly, and values made once: a guard sends
+	// this on every request of its API.
+	req.Header["Accept"] = jsonMediaType
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header["Content-Type"] = jsonMediaType
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
+	if c.authorization != nil {
+		req.Header["Authorization"] = c.authorization
 	}
-	if c.userAgent != "" {
-		req.Header.Set("User-Agent", c.userAgent)
+	if c.userAgent != nil {
+		req.Header["User-Agent"] = c.userAgent
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

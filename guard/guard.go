@@ -158,9 +158,10 @@ func (g *Guard) Require(scopes ...string) func(http.Handler) http.Handler {
 
 // check decides a key: 200 with its identity, 401, 403 or 503.
 func (g *Guard) check(ctx context.Context, key string, scopes []string, req string) (*Identity, int) {
-	ck := cacheKey{hash: sha256.Sum256([]byte(key)), req: req}
+	var ck cacheKey
 	now := g.now()
 	if g.cache != nil {
+		ck = cacheKey{hash: sha256.Sum256([]byte(key)), req: req}
 		if id, ok := g.cache.get(ck, now); ok {
 			return id, http.StatusOK
 		}

@@ -554,3 +554,41 @@ func TestRevocationDelay(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkRequire is one guarded request, its verification sent to a real
+// apikeyd on loopback in the same process: what the guard adds to a
+// request of your API, apikeyd's work included (scripts/bench-guard
+// measures the processes apart, under load).
+func BenchmarkRequire(b *testing.B) {
+	srv := testserver.New(b)
+	admin, err := client.New(srv.URL, srv.AdminToken)
+	if err != nil {
+		b.Fatal(err)
+	}
+	create := func(p client.CreateParams) string {
+		k, err := admin.CreateKey(b.Context(), p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return k.Secret
+	}
+	verifier := create(client.CreateParams{ProjectID: "shop", Name: "verifier", Scopes: []string{"api-keys:verify"}})
+	key := create(client.CreateParams{ProjectID: "shop", Name: "k", Scopes: []string{"orders:read"}, EnvironmentID: "prod"})
+	c, err := client.New(srv.URL, verifier)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := New(c, Options{Environment: "prod"}).Require("orders:read")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		req := httptest.NewRequest(http.MethodGet, "/orders", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		for pb.Next() {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK {
+				b.Fatalf("status %d", rec.Code)
+			}
+		}
+	})
+}
