@@ -175,9 +175,10 @@ func (g *Guard) check(ctx context.Context, key string, scopes []string, req stri
 		}
 		return nil, http.StatusServiceUnavailable
 	}
-	switch v.Code {
-	case client.CodeValid:
-	case client.CodeInsufficientScope:
+	// The domain's codes, of which the client's are a tested copy.
+	switch apikey.VerifyCode(v.Code) {
+	case apikey.CodeValid:
+	case apikey.CodeInsufficientScope:
 		return nil, http.StatusForbidden
 	default:
 		return nil, http.StatusUnauthorized
