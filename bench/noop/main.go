@@ -44,6 +44,7 @@ func main() {
 	env := flag.String("environment", "prod", "with -guard: the environment keys must be bound to")
 	scope := flag.String("scope", "orders:read", "with -guard: the scope the route requires")
 	cacheTTL := flag.Duration("cache-ttl", 0, "with -guard: guard.Options.CacheTTL (0: no cache)")
+	defaultTransport := flag.Bool("default-transport", false, "with -guard: verify through a clone of net/http's default transport (2 idle connections), for comparison")
 	flag.Parse()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -58,7 +59,7 @@ func main() {
 		w.Write(answer)
 	})
 	if *guardURL != "" {
-		if h, err = guarded(h, *guardURL, *tokenFile, *env, *scope, *cacheTTL); err != nil {
+		if h, err = guarded(h, *guardURL, *tokenFile, *env, *scope, *cacheTTL, *defaultTransport); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -77,8 +78,9 @@ func main() {
 }
 
 // guarded returns h behind a guard, as a user's API would have it: a client
-// on client.NewTransport (what client.New uses), whose dials are counted.
-func guarded(h http.Handler, apikeydURL, tokenFile, env, scope string, cacheTTL time.Duration) (http.Handler, error) {
+// on client.NewTransport (what client.New uses), or on net/http's default
+// transport, whose dials are counted.
+func guarded(h http.Handler, apikeydURL, tokenFile, env, scope string, cacheTTL time.Duration, defaultTransport bool) (http.Handler, error) {
 	b, err := os.ReadFile(tokenFile)
 	if err != nil {
 		return nil, err
@@ -86,6 +88,9 @@ func guarded(h http.Handler, apikeydURL, tokenFile, env, scope string, cacheTTL 
 	token, _, _ := strings.Cut(string(b), "\n")
 	var dials atomic.Int64
 	t := client.NewTransport()
+	if defaultTransport {
+		t = http.DefaultTransport.(*http.Transport).Clone()
+	}
 	dial := t.DialContext
 	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		dials.Add(1)
