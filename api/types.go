@@ -115,9 +115,9 @@ func (VerifyObject) TransformSchema(_ huma.Registry, s *huma.Schema) *huma.Schem
 	return s
 }
 
-// MarshalJSON writes valid and code alone for an unknown key. The verify
-// handler writes the same bytes by hand (appendVerdict); this is the
-// reference it is tested against.
+// MarshalJSON writes valid and code alone for an unknown key. verifyFast
+// writes the same bytes by hand (appendVerdict); this is the reference it
+// is tested against.
 func (v VerifyObject) MarshalJSON() ([]byte, error) {
 	if !v.known {
 		return json.Marshal(struct {
