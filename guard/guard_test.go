@@ -432,7 +432,7 @@ func newCountingProxy(t *testing.T, target string) *countingProxy {
 // counts the connections each opens to apikeyd. A guard made as the
 // documentation shows (client.New without options), or with an http.Client
 // of one's own on client.NewTransport, reuses its connections whatever the
-// verdict: it opens at most twice as many as it has requests in flight (a
+// verdict it gets: it opens at most twice as many as it has requests in flight (a
 // connection is back in the pool a moment after its answer was read, so
 // the next request may find none idle yet). net/http's default transport,
 // keeping 2 idle connections, opens about one per request.
@@ -444,7 +444,6 @@ func TestConnectionReuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	const concurrency, perWorker = 16, 25
-	const unknown = "sk_00000000000000000000000000000000000000000004LPos6"
 	for _, tc := range []struct {
 		name   string
 		token  string // the guard's own token
@@ -455,9 +454,9 @@ func TestConnectionReuse(t *testing.T) {
 	}{
 		{"OK/Valid", f.verifier, nil, valid.Secret, http.StatusOK, true},
 		{"OK/Refused", f.verifier, nil, revoked.Secret, http.StatusUnauthorized, true},
-		// apikeyd answers the guard itself with 401 problems: those are
-		// read to their end too, so their connections are reused.
-		{"OK/GuardTokenRefused", unknown, nil, valid.Secret, http.StatusServiceUnavailable, true},
+		// (Not a refused guard token: apikeyd closes the connection of a
+		// request it refuses with a body, SPEC §12, so such a guard, a
+		// misconfiguration it logs, dials once a request.)
 		{"OK/OwnHTTPClient", f.verifier, []client.Option{client.WithHTTPClient(&http.Client{Transport: client.NewTransport()})},
 			valid.Secret, http.StatusOK, true},
 		// The measure sees churn: the same load through net/http's
