@@ -14,21 +14,23 @@ import (
 
 // KeyCommon are the fields every object describing a key shows alike: the
 // key object, the rotate object (of the new key) and the verify answer (of
-// a known key). A field of the key that all three show is added here, and
-// filled in keyCommon, once.
+// a known key). A field of the key that all three show is declared here and
+// filled in keyCommon, from the key's verification record (which is all a
+// verification has, and which every key gives: apikey.Key.Record), once.
 type KeyCommon struct {
 	Name      string     `json:"name"`
 	Scopes    []string   `json:"scopes"`
 	ExpiresAt *time.Time `json:"expires_at"`
 }
 
-// keyCommon is the KeyCommon of a key's fields: scopes as an array, never
-// null; an expiry, or null for none.
-func keyCommon(name string, scopes []string, expiresAt time.Time) KeyCommon {
+// keyCommon is the KeyCommon of a key: scopes as an array, never null; an
+// expiry, or null for none.
+func keyCommon(r apikey.Record) KeyCommon {
+	scopes := r.Scopes
 	if scopes == nil {
 		scopes = []string{}
 	}
-	return KeyCommon{Name: name, Scopes: scopes, ExpiresAt: optTime(expiresAt)}
+	return KeyCommon{Name: r.Name, Scopes: scopes, ExpiresAt: optTime(r.ExpiresAt)}
 }
 
 // KeyObject is a key as the API shows it: the 15 fields of the seed
@@ -85,7 +87,7 @@ func rotateObject(r *service.Rotated) RotateObject {
 		OldKeyID:       r.Old.ID,
 		NewKeyID:       r.New.ID,
 		ProjectID:      r.New.ProjectID,
-		KeyCommon:      keyCommon(r.New.Name, r.New.Scopes, r.New.ExpiresAt),
+		KeyCommon:      keyCommon(r.New.Record()),
 		Key:            r.Plaintext,
 		KeyPrefix:      r.New.KeyPrefix,
 		CreatedAt:      r.New.CreatedAt,
@@ -137,7 +139,7 @@ func verifyObject(v service.Verdict) VerifyObject {
 		out.KeyID = r.ID
 		out.ProjectID = r.ProjectID
 		out.EnvironmentID = optString(r.EnvironmentID)
-		out.KeyCommon = keyCommon(r.Name, r.Scopes, r.ExpiresAt)
+		out.KeyCommon = keyCommon(*r)
 		if r.Replaced {
 			out.GraceExpiresAt = optTime(r.GraceExpiresAt)
 		}
@@ -195,7 +197,7 @@ func keyObject(k *apikey.Key, now time.Time) KeyObject {
 	o := KeyObject{
 		ID:                 k.ID,
 		ProjectID:          k.ProjectID,
-		KeyCommon:          keyCommon(k.Name, k.Scopes, k.ExpiresAt),
+		KeyCommon:          keyCommon(k.Record()),
 		KeyPrefix:          k.KeyPrefix,
 		LastUsedAt:         optTime(k.LastUsedAt),
 		CreatedAt:          k.CreatedAt,
