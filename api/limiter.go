@@ -153,3 +153,26 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	}
 	return addr
 }
+
+// AuthFailures is the API's failure limiter as other handlers of the same
+// server use it — the dashboard's sign-in — so that a client's failed
+// authentications count in one place whichever door they knock on.
+type AuthFailures struct{ a *API }
+
+// AuthFailures returns the API's failure limiter for other handlers.
+func (a *API) AuthFailures() AuthFailures { return AuthFailures{a} }
+
+// Blocked reports whether r's client has no attempt left, and how long it
+// must wait if so.
+func (f AuthFailures) Blocked(r *http.Request) (time.Duration, bool) {
+	if !f.a.limiter.active() {
+		return 0, false
+	}
+	return f.a.limiter.blocked(clientAddr(r, f.a.trusted))
+}
+
+// Fail counts a failed authentication of r's client. ok is false when the
+// client had no attempt left; wait then says how long it must wait.
+func (f AuthFailures) Fail(r *http.Request) (wait time.Duration, ok bool) {
+	return f.a.limiter.fail(clientAddr(r, f.a.trusted))
+}

@@ -71,6 +71,11 @@ var statusOf = map[string]int{
 	apikey.EINTERNAL:        http.StatusInternalServerError,
 }
 
+// StatusOf returns the HTTP status of err's code from the one table above,
+// so that other handlers of the server (the dashboard) answer each error
+// with the status the API gives it.
+func StatusOf(err error) int { return statusOf[apikey.ErrorCode(err)] }
+
 // kind is what a status says about a problem: the last part of its type
 // URI and its "error" code.
 type kind struct{ slug, code string }

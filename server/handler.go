@@ -10,6 +10,7 @@ import (
 	"github.com/apikeyd/apikeyd/api"
 	"github.com/apikeyd/apikeyd/metrics"
 	"github.com/apikeyd/apikeyd/observe"
+	"github.com/apikeyd/apikeyd/web"
 )
 
 // HandlerOptions configure the root handler.
@@ -22,6 +23,8 @@ type HandlerOptions struct {
 	// Secret reports whether a string is a credential, so that it is never
 	// echoed as a request ID.
 	Secret func(string) bool
+	// UI is the dashboard, mounted at /ui/; nil mounts none.
+	UI http.Handler
 }
 
 // Handler is the server's root handler: one router that mounts everything
@@ -47,7 +50,9 @@ func Handler(a *api.API, o HandlerOptions) http.Handler {
 			}},
 		})
 	}
-	// The dashboard (SPEC §11) mounts here: root.Handle("/ui/", web.New(…)).
+	if o.UI != nil {
+		root.Handle(web.Prefix, o.UI)
+	}
 	return observe.Middleware(observe.Options{
 		Logger: o.Logger, Metrics: o.Metrics, TrustedProxies: o.TrustedProxies, Secret: o.Secret,
 	})(root)

@@ -26,6 +26,7 @@ import (
 	"github.com/apikeyd/apikeyd/seal"
 	"github.com/apikeyd/apikeyd/service"
 	"github.com/apikeyd/apikeyd/sqlite"
+	"github.com/apikeyd/apikeyd/web"
 	"github.com/apikeyd/apikeyd/webhook"
 )
 
@@ -158,9 +159,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		Metrics:           s.metrics,
 		Version:           Version,
 	})
+	// The dashboard (SPEC §11) at /ui/, unless APIKEYD_UI=false.
+	var dashboard http.Handler
+	if cfg.UI {
+		dashboard = web.New(web.Options{
+			Service: s.svc, Logger: log, Failures: a.AuthFailures(), TrustedProxies: cfg.TrustedProxies,
+		})
+	}
 	s.http = &http.Server{
 		Handler: Handler(a, HandlerOptions{
 			Metrics: s.metrics, Logger: log, TrustedProxies: cfg.TrustedProxies, Secret: s.svc.IsAdminToken,
+			UI: dashboard,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       readTimeout,
