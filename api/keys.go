@@ -173,18 +173,7 @@ func (a *API) rotateKey(ctx context.Context, in *rotateKeyInput) (*rotateKeyOutp
 	}
 	a.metrics.Rotation("manual", "rotated")
 	noteProject(ctx, r.New.ProjectID)
-	return &rotateKeyOutput{Body: RotateObject{
-		OldKeyID:       r.Old.ID,
-		NewKeyID:       r.New.ID,
-		ProjectID:      r.New.ProjectID,
-		Name:           r.New.Name,
-		Key:            r.Plaintext,
-		KeyPrefix:      r.New.KeyPrefix,
-		Scopes:         r.New.Scopes,
-		ExpiresAt:      optTime(r.New.ExpiresAt),
-		CreatedAt:      r.New.CreatedAt,
-		GraceExpiresAt: optTime(r.Old.GraceExpiresAt),
-	}}, nil
+	return &rotateKeyOutput{Body: rotateObject(r)}, nil
 }
 
 type expiringInput struct {

@@ -12,15 +12,34 @@ import (
 	"github.com/apikeyd/apikeyd/service"
 )
 
+// KeyCommon are the fields every object describing a key shows alike: the
+// key object, the rotate object (of the new key) and the verify answer (of
+// a known key). A field of the key that all three show is declared here and
+// filled in keyCommon, from the key's verification record (which is all a
+// verification has, and which every key gives: apikey.Key.Record), once.
+type KeyCommon struct {
+	Name      string     `json:"name"`
+	Scopes    []string   `json:"scopes"`
+	ExpiresAt *time.Time `json:"expires_at"`
+}
+
+// keyCommon is the KeyCommon of a key: scopes as an array, never null; an
+// expiry, or null for none.
+func keyCommon(r apikey.Record) KeyCommon {
+	scopes := r.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	return KeyCommon{Name: r.Name, Scopes: scopes, ExpiresAt: optTime(r.ExpiresAt)}
+}
+
 // KeyObject is a key as the API shows it: the 15 fields of the seed
 // reference, null when unset, plus its status.
 type KeyObject struct {
-	ID                   string     `json:"id" doc:"Opaque, sortable key ID." example:"key_01jd3m5x8q7w9e2r4t6y8u0i1o"`
-	ProjectID            string     `json:"project_id"`
-	Name                 string     `json:"name"`
+	ID        string `json:"id" doc:"Opaque, sortable key ID." example:"key_01jd3m5x8q7w9e2r4t6y8u0i1o"`
+	ProjectID string `json:"project_id"`
+	KeyCommon
 	KeyPrefix            string     `json:"key_prefix" doc:"The first 12 characters of the key: enough to recognise it, never enough to use it."`
-	Scopes               []string   `json:"scopes"`
-	ExpiresAt            *time.Time `json:"expires_at"`
 	LastUsedAt           *time.Time `json:"last_used_at"`
 	CreatedAt            time.Time  `json:"created_at"`
 	RevokedAt            *time.Time `json:"revoked_at"`
@@ -49,18 +68,97 @@ type PatchedKeyObject struct {
 	RotationWebhookSecret string `json:"rotation_webhook_secret,omitempty" doc:"Set when this change created the key's webhook secret. Shown once."`
 }
 
-// RotateObject is the answer to a rotation.
+// RotateObject is the answer to a rotation: the new key's common fields,
+// its plaintext, and when the old key stops working.
 type RotateObject struct {
-	OldKeyID       string     `json:"old_key_id"`
-	NewKeyID       string     `json:"new_key_id"`
-	ProjectID      string     `json:"project_id"`
-	Name           string     `json:"name"`
+	OldKeyID  string `json:"old_key_id"`
+	NewKeyID  string `json:"new_key_id"`
+	ProjectID string `json:"project_id"`
+	KeyCommon
 	Key            string     `json:"key" doc:"The new API key. Shown once."`
 	KeyPrefix      string     `json:"key_prefix"`
-	Scopes         []string   `json:"scopes"`
-	ExpiresAt      *time.Time `json:"expires_at"`
 	CreatedAt      time.Time  `json:"created_at"`
 	GraceExpiresAt *time.Time `json:"grace_expires_at" doc:"When the old key stops working."`
+}
+
+// rotateObject is the RotateObject of a rotation.
+func rotateObject(r *service.Rotated) RotateObject {
+	return RotateObject{
+		OldKeyID:       r.Old.ID,
+		NewKeyID:       r.New.ID,
+		ProjectID:      r.New.ProjectID,
+		KeyCommon:      keyCommon(r.New.Record()),
+		Key:            r.Plaintext,
+		KeyPrefix:      r.New.KeyPrefix,
+		CreatedAt:      r.New.CreatedAt,
+		GraceExpiresAt: optTime(r.Old.GraceExpiresAt),
+	}
+}
+
+// VerifyObject is the verdict on a presented key. The key's details are
+// present for a known key (every code but MALFORMED and NOT_FOUND), null
+// when unset; for an unknown key the answer is valid and code alone.
+type VerifyObject struct {
+	Valid         bool       `json:"valid"`
+	Code          verifyCode `json:"code"`
+	KeyID         string     `json:"key_id"`
+	ProjectID     string     `json:"project_id"`
+	EnvironmentID *string    `json:"environment_id"`
+	KeyCommon
+	GraceExpiresAt *time.Time `json:"grace_expires_at"`
+
+	known bool
+}
+
+// TransformSchema documents the key's fields as optional: an unknown key's
+// answer has valid and code alone.
+func (VerifyObject) TransformSchema(_ huma.Registry, s *huma.Schema) *huma.Schema {
+	s.Required = []string{"valid", "code"}
+	return s
+}
+
+// MarshalJSON writes valid and code alone for an unknown key. verifyFast
+// writes the same bytes by hand (appendVerdict); this is the reference it
+// is tested against.
+func (v VerifyObject) MarshalJSON() ([]byte, error) {
+	if !v.known {
+		return json.Marshal(struct {
+			Valid bool       `json:"valid"`
+			Code  verifyCode `json:"code"`
+		}{v.Valid, v.Code})
+	}
+	type known VerifyObject // without this method
+	return json.Marshal(known(v))
+}
+
+// verifyObject is the VerifyObject of a verdict.
+func verifyObject(v service.Verdict) VerifyObject {
+	out := VerifyObject{Valid: v.Valid(), Code: verifyCode(v.Code)}
+	if r := &v.Record; v.Known {
+		out.known = true
+		out.KeyID = r.ID
+		out.ProjectID = r.ProjectID
+		out.EnvironmentID = optString(r.EnvironmentID)
+		out.KeyCommon = keyCommon(*r)
+		if r.Replaced {
+			out.GraceExpiresAt = optTime(r.GraceExpiresAt)
+		}
+	}
+	return out
+}
+
+// verifyCode is a verdict on the wire. Its schema enumerates
+// apikey.VerifyCodes, so that the OpenAPI document lists every code the
+// domain has.
+type verifyCode apikey.VerifyCode
+
+// Schema implements huma.SchemaProvider.
+func (verifyCode) Schema(huma.Registry) *huma.Schema {
+	enum := make([]any, len(apikey.VerifyCodes))
+	for i, c := range apikey.VerifyCodes {
+		enum[i] = string(c)
+	}
+	return &huma.Schema{Type: huma.TypeString, Enum: enum}
 }
 
 // AuditEventObject is one entry of the audit log.
@@ -99,10 +197,8 @@ func keyObject(k *apikey.Key, now time.Time) KeyObject {
 	o := KeyObject{
 		ID:                 k.ID,
 		ProjectID:          k.ProjectID,
-		Name:               k.Name,
+		KeyCommon:          keyCommon(k.Record()),
 		KeyPrefix:          k.KeyPrefix,
-		Scopes:             k.Scopes,
-		ExpiresAt:          optTime(k.ExpiresAt),
 		LastUsedAt:         optTime(k.LastUsedAt),
 		CreatedAt:          k.CreatedAt,
 		RevokedAt:          optTime(k.RevokedAt),
@@ -112,9 +208,6 @@ func keyObject(k *apikey.Key, now time.Time) KeyObject {
 		NextRotationAt:     optTime(k.NextRotationAt),
 		RotationWebhookURL: optString(k.RotationWebhookURL),
 		Status:             string(k.Status(now)),
-	}
-	if o.Scopes == nil {
-		o.Scopes = []string{}
 	}
 	if k.RotationIntervalDays > 0 {
 		d := k.RotationIntervalDays

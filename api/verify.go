@@ -39,68 +39,6 @@ type verifyInput struct {
 	}
 }
 
-// VerifyObject is the verdict on a presented key. The key's details are
-// present for a known key (every code but MALFORMED and NOT_FOUND).
-type VerifyObject struct {
-	Valid          bool       `json:"valid"`
-	Code           string     `json:"code" enum:"VALID,MALFORMED,NOT_FOUND,EXPIRED,REVOKED,ROTATED,INSUFFICIENT_SCOPE,ENVIRONMENT_MISMATCH"`
-	KeyID          string     `json:"key_id,omitempty"`
-	ProjectID      string     `json:"project_id,omitempty"`
-	EnvironmentID  *string    `json:"environment_id,omitempty" nullable:"true"`
-	Name           string     `json:"name,omitempty"`
-	Scopes         []string   `json:"scopes,omitempty"`
-	ExpiresAt      *time.Time `json:"expires_at,omitempty" nullable:"true"`
-	GraceExpiresAt *time.Time `json:"grace_expires_at,omitempty" nullable:"true"`
-
-	known bool
-}
-
-// MarshalJSON writes null, rather than nothing, for the unset fields of a
-// known key. verifyFast writes the same bytes by hand (appendVerdict);
-// this is the reference it is tested against.
-func (v VerifyObject) MarshalJSON() ([]byte, error) {
-	if !v.known {
-		return json.Marshal(struct {
-			Valid bool   `json:"valid"`
-			Code  string `json:"code"`
-		}{v.Valid, v.Code})
-	}
-	type known struct {
-		Valid          bool       `json:"valid"`
-		Code           string     `json:"code"`
-		KeyID          string     `json:"key_id"`
-		ProjectID      string     `json:"project_id"`
-		EnvironmentID  *string    `json:"environment_id"`
-		Name           string     `json:"name"`
-		Scopes         []string   `json:"scopes"`
-		ExpiresAt      *time.Time `json:"expires_at"`
-		GraceExpiresAt *time.Time `json:"grace_expires_at"`
-	}
-	return json.Marshal(known{v.Valid, v.Code, v.KeyID, v.ProjectID, v.EnvironmentID, v.Name, v.Scopes, v.ExpiresAt, v.GraceExpiresAt})
-}
-
-// verifyObject is the VerifyObject of a verdict.
-func verifyObject(v service.Verdict) VerifyObject {
-	out := VerifyObject{Valid: v.Valid(), Code: string(v.Code)}
-	if r := &v.Record; v.Known {
-		scopes := r.Scopes
-		if scopes == nil {
-			scopes = []string{}
-		}
-		out.known = true
-		out.KeyID = r.ID
-		out.ProjectID = r.ProjectID
-		out.EnvironmentID = optString(r.EnvironmentID)
-		out.Name = r.Name
-		out.Scopes = scopes
-		out.ExpiresAt = optTime(r.ExpiresAt)
-		if r.Replaced {
-			out.GraceExpiresAt = optTime(r.GraceExpiresAt)
-		}
-	}
-	return out
-}
-
 type verifyOutput struct {
 	Body VerifyObject
 }

@@ -17,8 +17,12 @@ const (
 	CodeEnvironmentMismatch VerifyCode = "ENVIRONMENT_MISMATCH"
 )
 
-// VerifyCodes lists every verdict, for metrics that pre-create their series.
-var VerifyCodes = []VerifyCode{
+// VerifyCodes lists every verdict: the one list of them, from which metrics
+// (a series and a counter row per code), the OpenAPI enum of verify's
+// answer and the guard derive, and against which the Go client's constants
+// are tested. An array, so that its length is a constant others can size
+// tables with.
+var VerifyCodes = [...]VerifyCode{
 	CodeValid, CodeMalformed, CodeNotFound, CodeExpired, CodeRevoked,
 	CodeRotated, CodeInsufficientScope, CodeEnvironmentMismatch,
 }

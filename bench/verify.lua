@@ -1,7 +1,13 @@
--- wrk script of the verify load benchmark (scripts/bench-verify).
--- KEYS_FILE holds the bearer (a verifier key) on its first line and the keys
--- to present on the following ones. Each connection presents the keys in
--- turn; every answer that is not 200 with "valid":true counts as wrong.
+-- wrk script of the verify load benchmarks (scripts/bench-verify,
+-- scripts/bench-guard). KEYS_FILE holds the bearer (a verifier key) on its
+-- first line and the keys to present on the following ones. Each
+-- connection presents the keys in turn; every answer that is not 200 with
+-- "valid":true counts as wrong.
+--
+-- By default each request is POST /v1/api-keys/verify with the verifier as
+-- bearer and the key in the body. With MODE=bearer it is GET /orders with
+-- the key itself as bearer, as callers of an API protected by guard send
+-- it (bench/noop -guard answers "valid":true once the guard let it in).
 local threads = {}
 
 function setup(thread)
@@ -12,10 +18,15 @@ function init(args)
   local f = assert(io.open(os.getenv("KEYS_FILE"), "r"))
   local bearer = f:read("*l")
   local headers = {["Authorization"] = "Bearer " .. bearer, ["Content-Type"] = "application/json"}
+  local asBearer = os.getenv("MODE") == "bearer"
   reqs = {}
   for key in f:lines() do
-    local body = '{"key":"' .. key .. '","scopes":["orders:read"],"environment_id":"prod"}'
-    table.insert(reqs, wrk.format("POST", "/v1/api-keys/verify", headers, body))
+    if asBearer then
+      table.insert(reqs, wrk.format("GET", "/orders", {["Authorization"] = "Bearer " .. key}, nil))
+    else
+      local body = '{"key":"' .. key .. '","scopes":["orders:read"],"environment_id":"prod"}'
+      table.insert(reqs, wrk.format("POST", "/v1/api-keys/verify", headers, body))
+    end
   end
   f:close()
   n = 0

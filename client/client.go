@@ -17,6 +17,32 @@ import (
 // WithHTTPClient. A context deadline, when shorter, wins.
 const DefaultTimeout = 30 * time.Second
 
+// MaxIdleConnsPerHost is how many idle connections to the server the
+// transport of a client made without WithHTTPClient keeps for reuse: at
+// least the number of requests a busy service (such as a guard in front of
+// a loaded API) has in flight at once, so that under load every request
+// goes over a connection already open instead of dialling a new one.
+// net/http's default transport keeps 2.
+const MaxIdleConnsPerHost = 256
+
+// NewTransport returns a transport sized as the one of a client made without
+// WithHTTPClient: http.DefaultTransport's settings (proxy from the
+// environment, keep-alive, HTTP/2 over TLS, 90 s idle timeout, shorter than
+// apikeyd's 2 min) keeping up to MaxIdleConnsPerHost idle connections. Use
+// it as the base of an http.Client of your own (for instrumentation, say),
+// so that your client reuses connections as well.
+func NewTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = MaxIdleConnsPerHost
+	t.MaxIdleConnsPerHost = MaxIdleConnsPerHost
+	return t
+}
+
+// defaultHTTPClient is the http.Client of every client made without
+// WithHTTPClient: one transport, and so one pool of connections, for them
+// all.
+var defaultHTTPClient = &http.Client{Timeout: DefaultTimeout, Transport: NewTransport()}
+
 // maxResponseBytes bounds what is read of any answer (a page of 1000 keys
 // is well under 1 MiB).
 const maxResponseBytes = 32 << 20
@@ -24,21 +50,35 @@ const maxResponseBytes = 32 << 20
 // Client talks to one apikeyd server with one bearer token. It is safe for
 // concurrent use.
 type Client struct {
-	base      *url.URL
-	token     string
-	hc        *http.Client
-	userAgent string
+	base *url.URL
+	hc   *http.Client
+	// The values of the Authorization and User-Agent headers, nil for
+	// none. Transports must not modify a request's headers, so every
+	// request shares them.
+	authorization, userAgent []string
 }
+
+var jsonMediaType = []string{"application/json"}
 
 // Option configures a Client.
 type Option func(*Client)
 
 // WithHTTPClient makes the client send its requests through hc, for
-// timeouts, proxies, TLS settings or instrumentation of your own.
+// timeouts, proxies, TLS settings or instrumentation of your own. Give hc a
+// transport that keeps as many idle connections as you have requests in
+// flight (NewTransport does), or each request beyond net/http's default of
+// 2 opens, and then closes, a connection of its own.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
 
 // WithUserAgent sets the User-Agent header of every request.
-func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
+func WithUserAgent(ua string) Option {
+	return func(c *Client) {
+		c.userAgent = nil
+		if ua != "" {
+			c.userAgent = []string{ua}
+		}
+	}
+}
 
 // New returns a client of the apikeyd server at baseURL (such as
 // "http://127.0.0.1:8080", or "https://keys.internal/apikeyd" behind a
@@ -54,7 +94,10 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
-	c := &Client{base: u, token: token, hc: &http.Client{Timeout: DefaultTimeout}, userAgent: "apikeyd-go-client"}
+	c := &Client{base: u, hc: defaultHTTPClient, userAgent: []string{"apikeyd-go-client"}}
+	if token != "" {
+		c.authorization = []string{"Bearer " + token}
+	}
 	for _, o := range opts {
 		o(c)
 	}
@@ -92,15 +135,17 @@ func (c *Client) do(ctx context.Context, method string, u *url.URL, in, out any)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	req.Header.Set("Accept", "application/json")
+	// Canonical names set directly, and values made once: a guard sends
+	// this on every request of its API.
+	req.Header["Accept"] = jsonMediaType
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header["Content-Type"] = jsonMediaType
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
+	if c.authorization != nil {
+		req.Header["Authorization"] = c.authorization
 	}
-	if c.userAgent != "" {
-		req.Header.Set("User-Agent", c.userAgent)
+	if c.userAgent != nil {
+		req.Header["User-Agent"] = c.userAgent
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -18,15 +18,22 @@ const (
 	StatusRevoked  Status = "revoked"
 )
 
+// KeyCommon are the fields that a Key, a Rotated (of the new key) and a
+// Verdict (of a known key) all have, as the server shows them in each.
+type KeyCommon struct {
+	Name   string   `json:"name"`
+	Scopes []string `json:"scopes"`
+	// ExpiresAt is nil for a key that does not expire.
+	ExpiresAt *time.Time `json:"expires_at"`
+}
+
 // Key is an API key as the server shows it. Pointer fields are nil when the
 // server says null: the key has no such property.
 type Key struct {
-	ID                   string     `json:"id"`
-	ProjectID            string     `json:"project_id"`
-	Name                 string     `json:"name"`
+	ID        string `json:"id"`
+	ProjectID string `json:"project_id"`
+	KeyCommon
 	KeyPrefix            string     `json:"key_prefix"`
-	Scopes               []string   `json:"scopes"`
-	ExpiresAt            *time.Time `json:"expires_at"`
 	LastUsedAt           *time.Time `json:"last_used_at"`
 	CreatedAt            time.Time  `json:"created_at"`
 	RevokedAt            *time.Time `json:"revoked_at"`
@@ -57,17 +64,16 @@ type UpdatedKey struct {
 	WebhookSecret string `json:"rotation_webhook_secret,omitempty"`
 }
 
-// Rotated is the answer to RotateKey.
+// Rotated is the answer to RotateKey: the new key's ID, common fields and
+// plaintext.
 type Rotated struct {
-	OldKeyID  string     `json:"old_key_id"`
-	NewKeyID  string     `json:"new_key_id"`
-	ProjectID string     `json:"project_id"`
-	Name      string     `json:"name"`
-	Secret    string     `json:"key"` // the new key; shown this once
-	KeyPrefix string     `json:"key_prefix"`
-	Scopes    []string   `json:"scopes"`
-	ExpiresAt *time.Time `json:"expires_at"`
-	CreatedAt time.Time  `json:"created_at"`
+	OldKeyID  string `json:"old_key_id"`
+	NewKeyID  string `json:"new_key_id"`
+	ProjectID string `json:"project_id"`
+	KeyCommon
+	Secret    string    `json:"key"` // the new key; shown this once
+	KeyPrefix string    `json:"key_prefix"`
+	CreatedAt time.Time `json:"created_at"`
 	// GraceExpiresAt is when the old key stops working.
 	GraceExpiresAt *time.Time `json:"grace_expires_at"`
 }
@@ -75,7 +81,7 @@ type Rotated struct {
 // VerifyCode is the verdict on a presented key.
 type VerifyCode string
 
-// Verdicts.
+// Verdicts: those of apikeyd's domain (TestVerifyCodes keeps them equal).
 const (
 	CodeValid               VerifyCode = "VALID"
 	CodeMalformed           VerifyCode = "MALFORMED"
@@ -91,14 +97,12 @@ const (
 // server knows (every code but MALFORMED and NOT_FOUND); KeyID is empty
 // otherwise.
 type Verdict struct {
-	Valid          bool       `json:"valid"`
-	Code           VerifyCode `json:"code"`
-	KeyID          string     `json:"key_id"`
-	ProjectID      string     `json:"project_id"`
-	EnvironmentID  *string    `json:"environment_id"`
-	Name           string     `json:"name"`
-	Scopes         []string   `json:"scopes"`
-	ExpiresAt      *time.Time `json:"expires_at"`
+	Valid         bool       `json:"valid"`
+	Code          VerifyCode `json:"code"`
+	KeyID         string     `json:"key_id"`
+	ProjectID     string     `json:"project_id"`
+	EnvironmentID *string    `json:"environment_id"`
+	KeyCommon
 	GraceExpiresAt *time.Time `json:"grace_expires_at"`
 }
 

@@ -25,13 +25,26 @@
 //   - 503 when apikeyd cannot be reached or refuses the guard's own token
 //     (a configuration error, logged).
 //
+// # Connections
+//
+// Each verification is one HTTP request to apikeyd, over a connection the
+// client keeps open: a client made by client.New keeps up to
+// client.MaxIdleConnsPerHost idle connections, so under load the guard opens
+// about as many connections as it has requests in flight and then reuses
+// them. To send the guard's requests through an http.Client of your own
+// (for TLS settings or instrumentation), pass it with client.WithHTTPClient,
+// built on client.NewTransport or on a transport whose MaxIdleConnsPerHost
+// is at least your API's concurrency: with net/http's default of 2, most
+// requests under load open, and then close, a connection of their own.
+//
 // # Caching
 //
 // By default every request is verified by apikeyd, so a revocation takes
 // effect on the next request. With Options.CacheTTL set, a positive answer
 // is reused for that long (and never past the key's own expiry or the end
 // of its grace period): a revoked key may then keep working in your API for
-// up to CacheTTL. Negative answers are never cached. Entries are keyed by
+// up to CacheTTL after its revocation, and is refused from then on.
+// Negative answers are never cached. Entries are keyed by
 // the SHA-256 of the key and the route's requirement, never by the key
 // itself, and at most Options.CacheSize are kept.
 package guard

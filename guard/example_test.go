@@ -19,7 +19,9 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	g := guard.New(c, guard.Options{Environment: "prod", CacheTTL: 10 * time.Second})
+	// No verdict cache (Options.CacheTTL): a revoked key is refused on its
+	// very next request.
+	g := guard.New(c, guard.Options{Environment: "prod", Timeout: 2 * time.Second})
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /orders", g.Require("orders:read")(http.HandlerFunc(listOrders)))

@@ -158,9 +158,10 @@ func (g *Guard) Require(scopes ...string) func(http.Handler) http.Handler {
 
 // check decides a key: 200 with its identity, 401, 403 or 503.
 func (g *Guard) check(ctx context.Context, key string, scopes []string, req string) (*Identity, int) {
-	ck := cacheKey{hash: sha256.Sum256([]byte(key)), req: req}
+	var ck cacheKey
 	now := g.now()
 	if g.cache != nil {
+		ck = cacheKey{hash: sha256.Sum256([]byte(key)), req: req}
 		if id, ok := g.cache.get(ck, now); ok {
 			return id, http.StatusOK
 		}
@@ -174,9 +175,10 @@ func (g *Guard) check(ctx context.Context, key string, scopes []string, req stri
 		}
 		return nil, http.StatusServiceUnavailable
 	}
-	switch v.Code {
-	case client.CodeValid:
-	case client.CodeInsufficientScope:
+	// The domain's codes, of which the client's are a tested copy.
+	switch apikey.VerifyCode(v.Code) {
+	case apikey.CodeValid:
+	case apikey.CodeInsufficientScope:
 		return nil, http.StatusForbidden
 	default:
 		return nil, http.StatusUnauthorized

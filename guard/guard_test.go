@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -47,11 +50,15 @@ func (f *fixture) create(t *testing.T, p client.CreateParams) *client.CreatedKey
 	return k
 }
 
+// transport is the client's own, as a guard made without WithHTTPClient
+// would use; the counting transport wraps it.
+var transport = client.NewTransport()
+
 type countingTransport struct{ n *atomic.Int64 }
 
 func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.n.Add(1)
-	return http.DefaultTransport.RoundTrip(r)
+	return transport.RoundTrip(r)
 }
 
 // guard returns a guard verifying through the fixture's verifier key.
@@ -356,4 +363,231 @@ func TestOverHTTP(t *testing.T) {
 			t.Fatalf("body %s", body)
 		}
 	}
+}
+
+// countingProxy is a TCP listener on loopback in front of apikeyd: it
+// counts the connections it accepts and relays each to apikeyd byte for
+// byte, so that the test sees every connection a client opens.
+type countingProxy struct {
+	URL      string
+	accepted atomic.Int64
+}
+
+func newCountingProxy(t *testing.T, target string) *countingProxy {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &countingProxy{URL: "http://" + ln.Addr().String()}
+	var (
+		mu     sync.Mutex
+		open   = map[net.Conn]bool{}
+		relays sync.WaitGroup
+	)
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		relays.Wait()
+	})
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return // closed at cleanup
+			}
+			p.accepted.Add(1)
+			mu.Lock()
+			open[in] = true
+			mu.Unlock()
+			relays.Go(func() {
+				defer func() {
+					mu.Lock()
+					delete(open, in)
+					mu.Unlock()
+					in.Close()
+				}()
+				out, err := net.Dial("tcp", u.Host)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				go func() { io.Copy(out, in); out.Close() }()
+				io.Copy(in, out)
+			})
+		}
+	}()
+	return p
+}
+
+// TestConnectionReuse sends many concurrent requests through guards and
+// counts the connections each opens to apikeyd. A guard made as the
+// documentation shows (client.New without options), or with an http.Client
+// of one's own on client.NewTransport, reuses its connections whatever the
+// verdict it gets: it opens at most twice as many as it has requests in flight (a
+// connection is back in the pool a moment after its answer was read, so
+// the next request may find none idle yet). net/http's default transport,
+// keeping 2 idle connections, opens about one per request.
+func TestConnectionReuse(t *testing.T) {
+	f := newFixture(t)
+	valid := f.create(t, client.CreateParams{ProjectID: "shop", Name: "valid", Scopes: []string{"orders:read"}})
+	revoked := f.create(t, client.CreateParams{ProjectID: "shop", Name: "revoked", Scopes: []string{"orders:read"}})
+	if err := f.admin.RevokeKey(t.Context(), revoked.ID); err != nil {
+		t.Fatal(err)
+	}
+	const concurrency, perWorker = 16, 25
+	for _, tc := range []struct {
+		name   string
+		token  string // the guard's own token
+		opts   []client.Option
+		key    string // the key presented to the guard
+		want   int
+		reused bool // whether connections are reused (else: the contrast)
+	}{
+		{"OK/Valid", f.verifier, nil, valid.Secret, http.StatusOK, true},
+		{"OK/Refused", f.verifier, nil, revoked.Secret, http.StatusUnauthorized, true},
+		// (Not a refused guard token: apikeyd closes the connection of a
+		// request it refuses with a body, SPEC §12, so such a guard, a
+		// misconfiguration it logs, dials once a request.)
+		{"OK/OwnHTTPClient", f.verifier, []client.Option{client.WithHTTPClient(&http.Client{Transport: client.NewTransport()})},
+			valid.Secret, http.StatusOK, true},
+		// The measure sees churn: the same load through net/http's
+		// default transport opens far more connections.
+		{"Contrast/DefaultTransport", f.verifier, []client.Option{client.WithHTTPClient(&http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()})},
+			valid.Secret, http.StatusOK, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proxy := newCountingProxy(t, f.srv.URL)
+			c, err := client.New(proxy.URL, tc.token, tc.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := New(c, Options{Logger: slog.New(slog.DiscardHandler)})
+			api := httptest.NewServer(g.Require("orders:read")(sample))
+			defer api.Close()
+			caller := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency}}
+			defer caller.CloseIdleConnections()
+
+			var wg sync.WaitGroup
+			var wrong atomic.Int64
+			for range concurrency {
+				wg.Go(func() {
+					for range perWorker {
+						req, _ := http.NewRequest(http.MethodGet, api.URL+"/orders", nil)
+						req.Header.Set("Authorization", "Bearer "+tc.key)
+						resp, err := caller.Do(req)
+						if err != nil {
+							wrong.Add(1)
+							continue
+						}
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						if resp.StatusCode != tc.want {
+							wrong.Add(1)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if n := wrong.Load(); n > 0 {
+				t.Fatalf("%d of %d requests without status %d", n, concurrency*perWorker, tc.want)
+			}
+			n := proxy.accepted.Load()
+			t.Logf("%d connections for %d requests, %d at a time", n, concurrency*perWorker, concurrency)
+			if reused := n >= 1 && n <= 2*concurrency; reused != tc.reused {
+				t.Fatalf("the guard opened %d connections to apikeyd for %d requests, %d at a time; reuse means 1 to %d",
+					n, concurrency*perWorker, concurrency, 2*concurrency)
+			}
+		})
+	}
+}
+
+// TestRevocationDelay revokes a key the guard has just let through and
+// sends it again: without a cache it is refused on the very next request;
+// with one, the cached verdict may serve it until CacheTTL has passed since
+// it was fetched (the documented bound), and never after.
+func TestRevocationDelay(t *testing.T) {
+	f := newFixture(t)
+	const ttl = 30 * time.Second
+	// A step presents the key again, after this long since the revocation,
+	// and expects this status.
+	type step struct {
+		after time.Duration
+		want  int
+	}
+	for _, tc := range []struct {
+		name  string
+		ttl   time.Duration
+		steps []step
+	}{
+		{"OK/NoCache", 0, []step{{0, http.StatusUnauthorized}}},
+		{"OK/Cache", ttl, []step{{0, http.StatusOK}, {ttl - time.Nanosecond, http.StatusOK}, {ttl, http.StatusUnauthorized}, {ttl + time.Hour, http.StatusUnauthorized}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := f.create(t, client.CreateParams{ProjectID: "shop", Name: "k", Scopes: []string{"orders:read"}})
+			start := time.Now()
+			now := start
+			g := f.guard(t, Options{CacheTTL: tc.ttl})
+			g.now = func() time.Time { return now }
+			h := g.Require("orders:read")(sample)
+			if rec := call(h, "Bearer "+k.Secret); rec.Code != http.StatusOK {
+				t.Fatalf("before the revocation: %d", rec.Code)
+			}
+			if err := f.admin.RevokeKey(t.Context(), k.ID); err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range tc.steps {
+				now = start.Add(s.after)
+				if rec := call(h, "Bearer "+k.Secret); rec.Code != s.want {
+					t.Fatalf("%v after the revocation: %d, want %d", s.after, rec.Code, s.want)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRequire is one guarded request, its verification sent to a real
+// apikeyd on loopback in the same process: what the guard adds to a
+// request of your API, apikeyd's work included (scripts/bench-guard
+// measures the processes apart, under load).
+func BenchmarkRequire(b *testing.B) {
+	srv := testserver.New(b)
+	admin, err := client.New(srv.URL, srv.AdminToken)
+	if err != nil {
+		b.Fatal(err)
+	}
+	create := func(p client.CreateParams) string {
+		k, err := admin.CreateKey(b.Context(), p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return k.Secret
+	}
+	verifier := create(client.CreateParams{ProjectID: "shop", Name: "verifier", Scopes: []string{"api-keys:verify"}})
+	key := create(client.CreateParams{ProjectID: "shop", Name: "k", Scopes: []string{"orders:read"}, EnvironmentID: "prod"})
+	c, err := client.New(srv.URL, verifier)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := New(c, Options{Environment: "prod"}).Require("orders:read")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		req := httptest.NewRequest(http.MethodGet, "/orders", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		for pb.Next() {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK {
+				b.Fatalf("status %d", rec.Code)
+			}
+		}
+	})
 }

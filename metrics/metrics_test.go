@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -63,6 +64,25 @@ func TestVerifyResult(t *testing.T) {
 	var none *metrics.Metrics
 	none.VerifyResult(apikey.CodeValid, time.Second)
 	none.CacheHit()
+}
+
+// TestEveryVerifyCode records each verdict of apikey.VerifyCodes a
+// different number of times: each is counted under its own label, so a
+// code added to the domain is counted without a change here.
+func TestEveryVerifyCode(t *testing.T) {
+	m := metrics.New()
+	for i, c := range apikey.VerifyCodes {
+		for range i + 1 {
+			m.VerifyResult(c, time.Microsecond)
+		}
+	}
+	text := scrape(t, m)
+	for i, c := range apikey.VerifyCodes {
+		hasLines(t, text, fmt.Sprintf(`apikeyd_verify_total{code="%s"} %d`, c, i+1))
+	}
+	if n := strings.Count(text, "\napikeyd_verify_total{"); n != len(apikey.VerifyCodes) {
+		t.Errorf("%d verify_total series, want one per code (%d)", n, len(apikey.VerifyCodes))
+	}
 }
 
 // TestHTTPRequest checks that requests count under their route, method and
