@@ -49,6 +49,10 @@ type Options struct {
 	Version string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// CursorKey signs the cursors of listings, so that every replica takes
+	// the others' (the server derives it from the master key); empty means
+	// a random key, good for this process only.
+	CursorKey []byte
 }
 
 // API is the HTTP face of a service.
@@ -63,6 +67,7 @@ type API struct {
 	verifyOK *metrics.HTTPSeries
 	now      func() time.Time
 	mux      *routeMux
+	cursors  cursors
 	huma     huma.API
 	// verifySchema is the schema of the verify body, for parseVerify.
 	verifySchema *huma.Schema
@@ -100,6 +105,7 @@ func New(o Options) *API {
 		verifyOK: o.Metrics.HTTPSeries(routeOf(verifyPattern), http.MethodPost, http.StatusOK),
 		now:      o.Now,
 		mux:      newRouteMux(),
+		cursors:  newCursors(o.CursorKey),
 	}
 	cfg := huma.DefaultConfig("apikeyd", o.Version)
 	cfg.Info.Description = "Issue, verify, rotate and revoke API keys for the projects of a platform."
@@ -148,6 +154,8 @@ func (a *API) routes(cfg huma.Config) {
 		"Create an API key", "Issues a key. The plaintext key is in this response only."), a.createKey)
 	huma.Register(a.huma, a.op("listExpiringKeys", http.MethodGet, "/v1/api-keys/expiring", apikey.ScopeRead,
 		"List keys expiring soon", "Usable keys whose expires_at falls within the window, soonest first."), a.listExpiring)
+	huma.Register(a.huma, a.op("listExpiringSoonKeys", http.MethodGet, "/v1/api-keys/expiring-soon", apikey.ScopeRead,
+		"List keys expiring soon (alias)", "The same as /v1/api-keys/expiring, under the path Strait's CLI uses."), a.listExpiringSoon)
 	a.verifyRoute(cfg) // POST /v1/api-keys/verify, the hot path: see verify.go
 	huma.Register(a.huma, a.op("getKey", http.MethodGet, "/v1/api-keys/{keyID}", apikey.ScopeRead,
 		"Get an API key", ""), a.getKey)

@@ -152,6 +152,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		TrustedProxies:    cfg.TrustedProxies,
 		Metrics:           s.metrics,
 		Version:           Version,
+		CursorKey:         seal.DeriveKey(secrets.masterKey, "list cursors"),
 	})
 	s.http = &http.Server{
 		Handler:           s.api,
