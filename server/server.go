@@ -75,7 +75,9 @@ type Server struct {
 }
 
 // New opens the store (applying migrations), loads or generates the secrets
-// and builds the service and its API. It does not listen yet. On SQLite it
+// and builds the service and its API. It binds the configured address first
+// (a start that cannot listen fails before it generates any secret) but
+// serves nothing until Start. On SQLite it
 // first locks the data directory, and fails with a *sqlite.LockedError when
 // another process holds it; the lock is held until Shutdown.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, err error) {
@@ -86,6 +88,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	defer func() {
 		if err != nil {
 			lock.Unlock()
+		}
+	}()
+	// The address is bound before any secret is generated, so that a first
+	// start that cannot listen leaves no admin token behind that nobody saw
+	// logged by a server that ran.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	defer func() {
+		if err != nil {
+			ln.Close()
 		}
 	}()
 	secrets, err := loadSecrets(cfg, log)
@@ -105,7 +119,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	// connection, and reports through apikeyd_cache_staleness_seconds)
 	// reaches the store through m.Store, which counts its failures.
 	counted := m.Store(store)
-	s := &Server{cfg: cfg, log: log, store: store, usage: lastused.New(counted), metrics: m, dirLock: lock}
+	s := &Server{cfg: cfg, log: log, store: store, usage: lastused.New(counted), metrics: m, dirLock: lock, ln: ln}
 	s.usage.OnFlush = s.metrics.LastUsedFlush
 	webhooks := webhook.Policy{Insecure: cfg.InsecureWebhooks}
 	s.index = keycache.New(keycache.Options{Store: counted, Metrics: s.metrics})
@@ -245,14 +259,10 @@ func (s *Server) loadIndex(ctx context.Context) (string, bool) {
 	}
 }
 
-// Start listens on the configured address and serves in the background.
-// The verification index loads in the background too.
+// Start serves on the address New bound, in the background. The
+// verification index loads in the background too.
 func (s *Server) Start(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
-	}
-	s.ln = ln
+	ln := s.ln
 	jobs, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	s.jobs.Add(1)
@@ -277,7 +287,7 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
-// Addr returns the address the server listens on, once started.
+// Addr returns the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Shutdown stops taking requests, waits for those in flight (until ctx
@@ -286,6 +296,9 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // on SQLite, releases the data directory.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
+	if s.served == nil {
+		s.ln.Close() // never served: http.Shutdown does not know of it
+	}
 	if s.cancel != nil {
 		s.cancel()
 	}
