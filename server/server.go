@@ -83,7 +83,7 @@ type Server struct {
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	lock, err := lockDataDir(cfg)
 	if err != nil {
-		return nil, err
+		return nil, dataDirError(cfg, err)
 	}
 	defer func() {
 		if err != nil {
@@ -102,15 +102,25 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 			ln.Close()
 		}
 	}()
+	if err := checkDataDir(cfg); err != nil {
+		return nil, err
+	}
+	// The database before the secrets: a first start that fails in between
+	// leaves a database beside them, not secrets without one (checkDataDir).
+	store, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return nil, dataDirError(cfg, err)
+	}
+	defer func() {
+		if err != nil {
+			store.Close()
+		}
+	}()
 	secrets, err := loadSecrets(cfg, log)
 	if err != nil {
-		return nil, err
+		return nil, dataDirError(cfg, err)
 	}
 	box, err := seal.New(secrets.masterKey)
-	if err != nil {
-		return nil, err
-	}
-	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +149,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		Webhooks:   webhooks,
 	})
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	if cfg.InsecureWebhooks {
@@ -197,11 +206,11 @@ func lockDataDir(cfg config.Config) (*sqlite.DirLock, error) {
 
 // openStore opens PostgreSQL when the config has a database URL, and the
 // SQLite file in the data directory otherwise.
-func openStore(ctx context.Context, cfg config.Config) (apikey.Store, error) {
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (apikey.Store, error) {
 	if cfg.Postgres() {
-		st, err := postgres.Open(ctx, cfg.DatabaseURL)
+		st, err := openPostgres(ctx, cfg, log)
 		if err != nil {
-			return nil, fmt.Errorf("open postgres store: %w", err)
+			return nil, err
 		}
 		return st, nil
 	}
