@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -53,33 +54,39 @@ func TestBindBeforeSecrets(t *testing.T) {
 	ln.Close()
 }
 
+// fullDiskChild is set in the environment of the copy of the test binary
+// TestSecretWriteAllOrNothing runs, naming the secret file to write.
+const fullDiskChild = "APIKEYD_TEST_FULL_DISK_SECRET"
+
 // TestSecretWriteAllOrNothing: a secret whose write fails (here: the file
 // size limit, as a full disk would) leaves neither the file nor a
 // temporary one, so the next start generates it instead of failing on an
-// empty file.
+// empty file. The write runs in a child process, because the limit holds
+// for the whole process (the test framework's own log among it).
 func TestSecretWriteAllOrNothing(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "admin.token")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	gen := func() (string, error) { return "admin_secret", nil }
-
-	signal.Ignore(syscall.SIGXFSZ) // so that the write fails with EFBIG instead
-	defer signal.Reset(syscall.SIGXFSZ)
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
-		t.Fatal(err)
+	if path := os.Getenv(fullDiskChild); path != "" {
+		signal.Ignore(syscall.SIGXFSZ) // so that the write fails with EFBIG instead
+		var lim syscall.Rlimit
+		if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+			t.Fatal(err)
+		}
+		lim.Cur = 0
+		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fileSecret(path, "admin token", log, gen); err == nil {
+			os.Exit(3) // the write should have failed
+		}
+		os.Exit(0)
 	}
-	full := lim
-	full.Cur = 0
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &full); err != nil {
-		t.Fatal(err)
-	}
-	_, err := fileSecret(path, "admin token", log, gen)
-	if rerr := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); rerr != nil {
-		t.Fatal(rerr)
-	}
-	if err == nil {
-		t.Fatal("write with a file size limit of 0: no error")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "admin.token")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSecretWriteAllOrNothing$")
+	cmd.Env = append(os.Environ(), fullDiskChild+"="+path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the write under a file size limit of 0: %v\n%s", err, out)
 	}
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 0 {
