@@ -207,6 +207,205 @@ type KeyUse struct {
 	At    time.Time
 }
 
+// UsageStore is the central bookkeeping of rate limits and credits
+// (docs/limits.md): replicas reserve slices of a window's allowance and of
+// a balance, spend them from memory (package usage) and report or hand
+// back what they did with them. Both stores implement it beside Store;
+// the write side that must share a transaction with a key's change and
+// its audit event is UsageTx.
+//
+// Subjects are opaque strings ("key:<lineage>", "owner:<project>/<owner>").
+// Every method is safe to call from several replicas at once.
+type UsageStore interface {
+	// GrantRate grants up to GrantSize(free, g.Want, g.Replicas) admissions
+	// of the window of g.Limit ending at g.At to g.Subject, recorded in the
+	// slice of g.At, where free is the limit minus what the slices that
+	// overlap the window have granted. It serialises on the subject's
+	// limit row, so that grants of several replicas never exceed the
+	// limit in any window. A limit whose definition changed is counted
+	// under its new definition from then on.
+	GrantRate(ctx context.Context, g RateGrant) (RateGrantResult, error)
+	// ReturnGrants hands back unspent grants: each lowers the granted
+	// count of its slice by N, never below zero. Slices that no longer
+	// exist are ignored.
+	ReturnGrants(ctx context.Context, returns []GrantReturn) error
+
+	// ReserveCredits first applies the refills due at r.Now, then moves
+	// CreditSliceSize(remaining, r.Need, r.Replicas, r.SliceMax) credits
+	// from the subject's unreserved balance to the lease of r.ReplicaID.
+	// Got is 0 when nothing is left (or a debt is being paid off).
+	// ENOTFOUND if the subject has no balance.
+	ReserveCredits(ctx context.Context, r CreditReservation) (CreditLease, error)
+	// ReturnCredits hands back unspent credits: each moves N (at most what
+	// the lease holds) from the replica's lease back to the balance. A
+	// lease that was reaped is not restored (its credits were counted
+	// lost), nor a balance that was deleted.
+	ReturnCredits(ctx context.Context, replicaID string, returns []CreditAmount) error
+	// ReportSpends lowers the replica's leases by what it spent, never
+	// below zero. Unknown leases are ignored.
+	ReportSpends(ctx context.Context, replicaID string, spends []CreditAmount) error
+	// Balance returns the subject's credits at now: Remaining is the
+	// total, the unreserved balance plus every lease, with the refills
+	// due at now counted (not written). ENOTFOUND if it has none.
+	Balance(ctx context.Context, subject string, now time.Time) (*Credits, error)
+	// ApplyRefills applies the refills due at now of up to limit balances
+	// and returns how many it refilled, so that refills fall for balances
+	// nobody is spending. Concurrent callers never apply one refill twice.
+	ApplyRefills(ctx context.Context, now time.Time, limit int) (int, error)
+
+	// Heartbeat records that the replica is alive at now and returns the
+	// number of replicas seen within ReplicaLiveFor of now (at least 1).
+	Heartbeat(ctx context.Context, replicaID string, now time.Time) (live int, err error)
+	// ReapLeases deletes the credit leases of replicas not seen within
+	// LeaseStaleAfter of now, and those replicas, and returns the credits
+	// the leases held: lost, since the spends made from them since their
+	// last report are unknown and re-granting them could overspend.
+	ReapLeases(ctx context.Context, now time.Time) (lost int64, err error)
+
+	// AddUsage adds verdict counts to their hours (the hours of Hour,
+	// truncated). Batches from several replicas add up.
+	AddUsage(ctx context.Context, counts []UsageCount) error
+	// Usage returns the counts of f, one bucket per hour or UTC day that
+	// has any, oldest first. EINVALID if f names neither a key nor a
+	// project.
+	Usage(ctx context.Context, f UsageFilter) ([]UsageBucket, error)
+	// PruneUsage deletes the hours before before and returns how many
+	// rows it deleted.
+	PruneUsage(ctx context.Context, before time.Time) (int64, error)
+}
+
+// UsageTx is the write side of balances, valid inside Store.Update, so
+// that a change of credits commits with the key's change and its audit
+// event. The tx of both stores implements it beside Tx.
+type UsageTx interface {
+	// PutBalance creates the subject's balance or redefines it: the total
+	// becomes c.Remaining (as AdjustCredits' set does), the refill
+	// schedule c.Refill, with the next refill after now. A nil c deletes
+	// the balance and its leases.
+	PutBalance(ctx context.Context, subject string, c *Credits, now time.Time) error
+	// AdjustCredits applies op to the subject's total balance (unreserved
+	// plus leases), after the refills due at now, and returns the total
+	// before and after: increment adds amount; decrement takes
+	// min(amount, total), leaving the unreserved part negative (a debt the
+	// leases pay off) if need be; set makes the total amount. ENOTFOUND if
+	// the subject has no balance.
+	AdjustCredits(ctx context.Context, subject string, op CreditOp, amount int64, now time.Time) (before, after int64, err error)
+}
+
+// Liveness of replicas, as the usage store judges it.
+const (
+	// ReplicaLiveFor is how recent a heartbeat must be for the replica to
+	// count in the divisor of reservation sizes.
+	ReplicaLiveFor = 10 * time.Second
+	// LeaseStaleAfter is how long a replica may go without a heartbeat
+	// before its leases are reaped as lost.
+	LeaseStaleAfter = 30 * time.Second
+	// UsageRetention is how long usage hours are kept (SPEC: ≥ 90 days).
+	UsageRetention = 100 * 24 * time.Hour
+)
+
+// RateGrant asks UsageStore.GrantRate for admissions.
+type RateGrant struct {
+	Subject  string
+	Limit    RateLimit
+	At       time.Time
+	Want     int64 // at least 1
+	Replicas int
+	// Return, when its N is not 0, hands back the unspent grant of an
+	// earlier slice of the same limit in the same transaction, before
+	// the window is summed: a replica that moves on to a new slice
+	// returns the last one without a round trip of its own.
+	Return GrantReturn
+}
+
+// RateGrantResult is what GrantRate granted: Granted admissions, to be
+// spent in the slice numbered Slice (of Limit.SliceMS()) only, and Free,
+// what the window had left after the grant.
+type RateGrantResult struct {
+	Granted int64
+	Slice   int64
+	Free    int64
+}
+
+// GrantReturn hands back N unspent admissions granted in a slice.
+type GrantReturn struct {
+	Subject   string
+	LimitName string
+	Slice     int64 // RateGrantResult.Slice of the grant
+	N         int64
+}
+
+// CreditReservation asks UsageStore.ReserveCredits for a slice of a balance.
+type CreditReservation struct {
+	Subject   string
+	ReplicaID string
+	Need      int64 // at least 1
+	Replicas  int
+	SliceMax  int64
+	Now       time.Time
+}
+
+// CreditLease is what ReserveCredits moved to the replica's lease, with
+// the balance's unreserved remainder and next refill after it.
+type CreditLease struct {
+	Got          int64
+	Remaining    int64
+	NextRefillAt time.Time
+}
+
+// CreditAmount is an amount of one subject's credits.
+type CreditAmount struct {
+	Subject string
+	N       int64
+}
+
+// CreditOp is an operation of POST /v1/api-keys/{id}/credits.
+type CreditOp string
+
+// Credit operations.
+const (
+	CreditSet       CreditOp = "set"
+	CreditIncrement CreditOp = "increment"
+	CreditDecrement CreditOp = "decrement"
+)
+
+// UsageCount is a number of verdicts of one key in one hour.
+type UsageCount struct {
+	KeyID         string
+	ProjectID     string
+	EnvironmentID string
+	OwnerID       string
+	Hour          time.Time
+	Code          string
+	Count         int64
+	CreditsSpent  int64
+}
+
+// Usage granularities.
+const (
+	UsageHour = "hour"
+	UsageDay  = "day"
+)
+
+// UsageFilter selects usage for UsageStore.Usage: a key's (KeyID), or a
+// project's (ProjectID, optionally narrowed to an environment and an
+// owner), in [From, To).
+type UsageFilter struct {
+	KeyID         string
+	ProjectID     string
+	EnvironmentID string
+	OwnerID       string
+	From, To      time.Time // both required; To exclusive
+	Granularity   string    // UsageHour (also for "") or UsageDay
+}
+
+// UsageBucket is the usage of one hour or day.
+type UsageBucket struct {
+	Start        time.Time
+	Counts       map[string]int64
+	CreditsSpent int64
+}
+
 // RootKeyStore is the part of Store that keeps root keys (SPEC §8). Root
 // keys live beside keys, in a table of their own, and follow the same
 // rules: only hashes are stored, Version counts changes, and replicas learn

@@ -67,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) apikey.Store) {
 		{"NextDeliveryAt", testNextDeliveryAt},
 	}
 	tests = append(tests, rootKeyTests...)
+	tests = append(tests, usageTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
 	}

@@ -1,0 +1,652 @@
+package usage
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apikeyd/apikeyd/apikey"
+)
+
+// Reserver is the central side of the engine's bookkeeping: the part of
+// apikey.UsageStore the engine calls. Both stores implement it.
+type Reserver interface {
+	GrantRate(ctx context.Context, g apikey.RateGrant) (apikey.RateGrantResult, error)
+	ReturnGrants(ctx context.Context, returns []apikey.GrantReturn) error
+	ReserveCredits(ctx context.Context, r apikey.CreditReservation) (apikey.CreditLease, error)
+	ReturnCredits(ctx context.Context, replicaID string, returns []apikey.CreditAmount) error
+	ReportSpends(ctx context.Context, replicaID string, spends []apikey.CreditAmount) error
+	Heartbeat(ctx context.Context, replicaID string, now time.Time) (live int, err error)
+	ReapLeases(ctx context.Context, now time.Time) (lost int64, err error)
+}
+
+// DefaultCreditSliceMax is APIKEYD_CREDIT_SLICE_MAX's default: the most
+// credits one reservation takes, and so the most a SIGKILL can lose per
+// subject a replica was spending.
+const DefaultCreditSliceMax = 1000
+
+// emptyFor is how long a replica that found a balance empty answers
+// USAGE_EXCEEDED from memory before it asks the store again (sooner if a
+// refill falls). An increment made through another replica is seen within
+// it; Forget makes the local one seen at once.
+const emptyFor = time.Second
+
+// Config configures an Engine.
+type Config struct {
+	Reserver Reserver
+	// ReplicaID names this process's leases; unique per running process.
+	ReplicaID string
+	// Shared is set when other processes spend the same subjects
+	// (replicas on PostgreSQL): rate limits are then granted by the
+	// Reserver slice by slice. Unset, the engine is the only spender and
+	// counts rate limits in memory alone (exact); credits are reserved
+	// either way.
+	Shared bool
+	// CreditSliceMax caps one credit reservation; DefaultCreditSliceMax
+	// when 0.
+	CreditSliceMax int64
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Engine decides admissions against rate limits and credits from memory,
+// reserving from its Reserver when what it holds runs out.
+type Engine struct {
+	r         Reserver
+	replicaID string
+	shared    bool
+	sliceMax  int64
+	now       func() time.Time
+	replicas  atomic.Int64
+
+	seed   maphash.Seed
+	shards [shardCount]shard
+
+	// returns are grants of ended slices, handed back at the next Flush.
+	returnsMu sync.Mutex
+	returns   []apikey.GrantReturn
+}
+
+const shardCount = 64
+
+type shard struct {
+	mu sync.Mutex
+	m  map[string]*subjectState
+}
+
+// New returns an engine. It has seen no heartbeat yet and sizes
+// reservations for one replica until the first Flush.
+func New(c Config) *Engine {
+	e := &Engine{r: c.Reserver, replicaID: c.ReplicaID, shared: c.Shared, sliceMax: c.CreditSliceMax, now: c.Now, seed: maphash.MakeSeed()}
+	if e.sliceMax <= 0 {
+		e.sliceMax = DefaultCreditSliceMax
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	e.replicas.Store(1)
+	for i := range e.shards {
+		e.shards[i].m = map[string]*subjectState{}
+	}
+	return e
+}
+
+// Subject is one allowance a verify draws on: its ID, its rate limits (nil
+// for none) and whether it has a balance (false: unlimited credits).
+type Subject struct {
+	ID      string
+	Limits  []apikey.RateLimit
+	Credits bool
+}
+
+// Outcome is the engine's verdict.
+type Outcome uint8
+
+// Outcomes, in the order they are decided.
+const (
+	Admitted Outcome = iota
+	RateLimited
+	UsageExceeded
+)
+
+// MaxSubjects is how many subjects one admission may involve: a key and
+// its owner.
+const MaxSubjects = 2
+
+// errTooMany is Admit's answer to more subjects or limits than a Decision
+// holds; validated input never has them.
+var errTooMany = apikey.Internal(errors.New("usage: more than 2 subjects or 10 limits in one admission"))
+
+// Decision is what Admit decided and what each subject has left, in the
+// order the subjects were given. The caller owns it and may reuse it, so
+// that an admission allocates nothing.
+type Decision struct {
+	Outcome  Outcome
+	Subjects [MaxSubjects]SubjectState
+	// RetryAfter, for RateLimited, is when the first limit that refused
+	// frees an admission.
+	RetryAfter time.Time
+}
+
+// SubjectState is one subject's limits and credits after an admission.
+type SubjectState struct {
+	Limits  [apikey.MaxRateLimits]LimitState
+	NLimits int
+	// Credits is false for a subject with unlimited credits.
+	Credits      bool
+	Remaining    int64
+	NextRefillAt time.Time
+}
+
+// LimitState is one limit's state: remaining admissions and when that
+// number next grows.
+type LimitState struct {
+	Remaining int64
+	ResetAt   time.Time
+}
+
+// subjectState is the memory of one subject. Its mutex is held across a
+// reservation from the Reserver, so that concurrent misses of a subject
+// share one: those that waited find the reserved slice.
+type subjectState struct {
+	mu      sync.Mutex
+	windows []window
+	credits credits
+	// dropped is set when Flush removed the state from its shard; an
+	// Admit that locked it then looks the subject up again.
+	dropped bool
+}
+
+// credits is what this process holds of a subject's balance.
+type credits struct {
+	held       int64 // reserved, unspent
+	spent      int64 // spent since the last report
+	known      int64 // the unreserved balance at the last reservation
+	nextRefill time.Time
+	emptyUntil time.Time // answer from memory that the balance is empty
+	seen       bool      // known and nextRefill come from a reservation
+}
+
+// window counts one rate limit's admissions in the ring of slices that
+// overlap a window (apikey.WindowSlices + 1 of them).
+type window struct {
+	def    apikey.RateLimit
+	slices [apikey.WindowSlices + 1]int64 // slice number held at each position
+	counts [apikey.WindowSlices + 1]int64
+
+	// Shared mode: the unspent grant of slice grantSlice, the store's
+	// free count after it, and the slice in which the store had none.
+	grantSlice, grant, free int64
+	emptySlice              int64
+}
+
+func (e *Engine) subject(id string) *subjectState {
+	sh := &e.shards[maphash.String(e.seed, id)%shardCount]
+	sh.mu.Lock()
+	s := sh.m[id]
+	if s == nil {
+		s = &subjectState{}
+		sh.m[id] = s
+	}
+	sh.mu.Unlock()
+	return s
+}
+
+// Admit decides whether a verify of cost may pass every subject (at most
+// MaxSubjects): all rate limits first, then all balances, all or nothing.
+// An admission counts against every limit and spends cost from every
+// balance; a refusal changes no count and spends nothing. d receives the
+// verdict and what each subject has left. An error is the Reserver's; the
+// verify is then counted nowhere either.
+func (e *Engine) Admit(ctx context.Context, cost int64, subjects []Subject, d *Decision) error {
+	var states [MaxSubjects]*subjectState
+	n := len(subjects)
+	d.Outcome, d.RetryAfter = Admitted, time.Time{}
+	if n == 0 {
+		return nil
+	}
+	if n > MaxSubjects {
+		return errTooMany
+	}
+	for i := range subjects {
+		if len(subjects[i].Limits) > apikey.MaxRateLimits {
+			return errTooMany
+		}
+	}
+	dup := n == 2 && subjects[0].ID == subjects[1].ID
+	if dup {
+		n = 1 // one allowance, counted once
+	}
+	for {
+		for i := range n {
+			states[i] = e.subject(subjects[i].ID)
+		}
+		lock(states[:n], subjects)
+		if !states[0].dropped && (n < 2 || !states[1].dropped) {
+			break
+		}
+		// Flush dropped an idle state between the lookup and the lock:
+		// look again, so that every admission counts in the live state.
+		unlock(states[:n])
+	}
+	defer unlock(states[:n])
+
+	now := e.now()
+	for i := range n {
+		s, sub := states[i], &subjects[i]
+		s.define(sub.Limits)
+		for j := range s.windows {
+			w := &s.windows[j]
+			if d.Outcome != Admitted {
+				break
+			}
+			ok, err := e.admitsOne(ctx, sub.ID, w, now)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				d.Outcome = RateLimited
+				d.RetryAfter = w.freesAt(now, e.shared)
+			}
+		}
+	}
+	if d.Outcome == Admitted {
+		for i := range n {
+			c := &states[i].credits
+			if !subjects[i].Credits || cost == 0 && c.seen {
+				continue
+			}
+			// Cost 0 spends nothing and is never refused; a first one
+			// reserves a slice all the same, so that the answer can say
+			// what is left.
+			ok, err := e.holdCredits(ctx, subjects[i].ID, c, max(cost, 1), now)
+			if err != nil {
+				return err
+			}
+			if !ok && cost > 0 {
+				d.Outcome = UsageExceeded
+				break
+			}
+		}
+	}
+	for i := range n {
+		s, st := states[i], &d.Subjects[i]
+		if d.Outcome == Admitted {
+			for j := range s.windows {
+				s.windows[j].count(now, e.shared)
+			}
+			if subjects[i].Credits {
+				s.credits.held -= cost
+				s.credits.spent += cost
+			}
+		}
+		st.NLimits = len(s.windows)
+		for j := range s.windows {
+			st.Limits[j] = s.windows[j].state(now, e.shared)
+		}
+		st.Credits = subjects[i].Credits
+		st.Remaining = max(0, s.credits.held+s.credits.known)
+		st.NextRefillAt = s.credits.nextRefill
+	}
+	if dup {
+		d.Subjects[1] = d.Subjects[0]
+	}
+	return nil
+}
+
+// lock locks the states in the order of their subjects' IDs, so that two
+// verifies naming the same subjects in another order cannot deadlock.
+func lock(states []*subjectState, subjects []Subject) {
+	switch {
+	case len(states) == 1:
+		states[0].mu.Lock()
+	case subjects[1].ID < subjects[0].ID:
+		states[1].mu.Lock()
+		states[0].mu.Lock()
+	default:
+		states[0].mu.Lock()
+		states[1].mu.Lock()
+	}
+}
+
+func unlock(states []*subjectState) {
+	for _, s := range states {
+		s.mu.Unlock()
+	}
+}
+
+// define makes the windows those of limits, in their order. A window keeps
+// its counts when only its limit changed, and starts empty when its
+// duration changed (its slices no longer mean the same).
+func (s *subjectState) define(limits []apikey.RateLimit) {
+	if len(limits) == len(s.windows) {
+		same := true
+		for i := range limits {
+			same = same && s.windows[i].def == limits[i]
+		}
+		if same {
+			return
+		}
+	}
+	old := s.windows
+	s.windows = make([]window, len(limits))
+	for i, l := range limits {
+		s.windows[i].def = l
+		for _, o := range old {
+			if o.def.Name == l.Name && o.def.DurationMS == l.DurationMS {
+				s.windows[i] = o
+				s.windows[i].def = l
+			}
+		}
+	}
+}
+
+// admitsOne reports whether w admits one more verify at now. Alone, the
+// counts decide; shared, the grant of the current slice must cover it,
+// asked of the Reserver when it is spent.
+func (e *Engine) admitsOne(ctx context.Context, subject string, w *window, now time.Time) (bool, error) {
+	first, cur := w.def.Window(now)
+	if !e.shared {
+		return w.sum(first, cur) < w.def.Limit, nil
+	}
+	var ret apikey.GrantReturn
+	if w.grantSlice != cur {
+		// The last slice's grant may not be spent any more: it goes back
+		// with the next grant asked for, or at the next Flush.
+		ret = apikey.GrantReturn{Subject: subject, LimitName: w.def.Name, Slice: w.grantSlice, N: w.grant}
+		w.grantSlice, w.grant = cur, 0
+	}
+	if w.grant > 0 {
+		return true, nil
+	}
+	if w.emptySlice == cur {
+		e.queue(ret)
+		return false, nil
+	}
+	res, err := e.r.GrantRate(ctx, apikey.RateGrant{Subject: subject, Limit: w.def, At: now, Want: 1, Replicas: int(e.replicas.Load()), Return: ret})
+	if err != nil {
+		e.queue(ret)
+		return false, err
+	}
+	if res.Slice == cur {
+		w.grant += res.Granted
+	}
+	w.free = res.Free
+	if w.grant == 0 {
+		w.emptySlice = cur
+	}
+	return w.grant > 0, nil
+}
+
+// handBack queues w's unspent grant for the next Flush: it may only be
+// spent in its own slice.
+func (e *Engine) handBack(subject string, w *window) {
+	e.queue(apikey.GrantReturn{Subject: subject, LimitName: w.def.Name, Slice: w.grantSlice, N: w.grant})
+	w.grant = 0
+}
+
+// queue keeps a hand-back for the next Flush.
+func (e *Engine) queue(r apikey.GrantReturn) {
+	if r.N == 0 {
+		return
+	}
+	e.returnsMu.Lock()
+	e.returns = append(e.returns, r)
+	e.returnsMu.Unlock()
+}
+
+// sum is the count of admissions in the slices first to cur.
+func (w *window) sum(first, cur int64) int64 {
+	var n int64
+	for p, k := range w.slices {
+		if k >= first && k <= cur {
+			n += w.counts[p]
+		}
+	}
+	return n
+}
+
+// count records an admission at now.
+func (w *window) count(now time.Time, shared bool) {
+	_, cur := w.def.Window(now)
+	p := cur % int64(len(w.slices))
+	if w.slices[p] != cur {
+		w.slices[p], w.counts[p] = cur, 0
+	}
+	w.counts[p]++
+	if shared {
+		w.grant--
+	}
+}
+
+// state is what the verify answers about w at now.
+func (w *window) state(now time.Time, shared bool) LimitState {
+	first, cur := w.def.Window(now)
+	remaining := w.def.Limit - w.sum(first, cur)
+	if shared && w.grantSlice == cur {
+		// What this replica holds plus what the window had left at its
+		// last grant: the others' unspent grants are not known here.
+		remaining = min(remaining, w.grant+w.free)
+	}
+	return LimitState{Remaining: max(0, remaining), ResetAt: w.resetAt(first, cur)}
+}
+
+// resetAt is when the oldest counted slice that holds an admission stops
+// overlapping the window, and remaining grows; with none, when an
+// admission made now would stop counting.
+func (w *window) resetAt(first, cur int64) time.Time {
+	oldest := cur
+	for p, k := range w.slices {
+		if k >= first && k < oldest && w.counts[p] > 0 {
+			oldest = k
+		}
+	}
+	return time.UnixMilli((oldest+1)*w.def.SliceMS() + w.def.DurationMS).UTC()
+}
+
+// freesAt is when a refused verify may be admitted: alone, when the
+// oldest admission leaves the window; shared, also no later than the next
+// slice, in which a new grant may be asked.
+func (w *window) freesAt(now time.Time, shared bool) time.Time {
+	first, cur := w.def.Window(now)
+	at := w.resetAt(first, cur)
+	if next := time.UnixMilli((cur + 1) * w.def.SliceMS()).UTC(); shared && next.Before(at) {
+		at = next
+	}
+	return at
+}
+
+// empty reports whether w counts nothing at now and holds no grant.
+func (w *window) empty(now time.Time) bool {
+	first, cur := w.def.Window(now)
+	return w.sum(first, cur) == 0 && w.grant == 0
+}
+
+// holdCredits makes sure c holds cost credits, reserving from the
+// Reserver if it does not, and reports whether it does.
+func (e *Engine) holdCredits(ctx context.Context, subject string, c *credits, cost int64, now time.Time) (bool, error) {
+	if c.held >= cost {
+		return true, nil
+	}
+	if now.Before(c.emptyUntil) {
+		return false, nil
+	}
+	lease, err := e.r.ReserveCredits(ctx, apikey.CreditReservation{
+		Subject: subject, ReplicaID: e.replicaID, Need: cost - c.held,
+		Replicas: int(e.replicas.Load()), SliceMax: e.sliceMax, Now: now,
+	})
+	if err != nil {
+		return false, err
+	}
+	c.held += lease.Got
+	c.known, c.nextRefill, c.seen = lease.Remaining, lease.NextRefillAt, true
+	if c.held >= cost {
+		c.emptyUntil = time.Time{}
+		return true, nil
+	}
+	c.emptyUntil = now.Add(emptyFor)
+	if !c.nextRefill.IsZero() && c.nextRefill.Before(c.emptyUntil) {
+		c.emptyUntil = c.nextRefill
+	}
+	return false, nil
+}
+
+// Refresh forgets what the engine concluded about subject's emptiness, so
+// that its next verify asks the store again: call it after the balance or
+// the limits changed through this process.
+func (e *Engine) Refresh(subject string) {
+	s := e.subject(subject)
+	s.mu.Lock()
+	s.credits.emptyUntil = time.Time{}
+	for i := range s.windows {
+		s.windows[i].emptySlice = 0
+	}
+	s.mu.Unlock()
+}
+
+// FlushStats says what a Flush did.
+type FlushStats struct {
+	// Replicas is the live replica count the Reserver reported.
+	Replicas int
+	// Returned counts the rate-limit admissions handed back.
+	Returned int64
+	// Reported counts the credits reported as spent.
+	Reported int64
+	// Lost counts the credits of dead replicas' leases reaped.
+	Lost int64
+}
+
+// Flush does the engine's periodic bookkeeping (every
+// APIKEYD_LAST_USED_FLUSH): heartbeat, hand back the grants of ended
+// slices, report spends, reap dead replicas' leases, and forget idle
+// subjects. Work that failed is kept for the next Flush; the first error
+// is returned.
+func (e *Engine) Flush(ctx context.Context) (FlushStats, error) {
+	now := e.now()
+	var st FlushStats
+	live, err := e.r.Heartbeat(ctx, e.replicaID, now)
+	if err == nil {
+		e.replicas.Store(int64(live))
+		st.Replicas = live
+	}
+	spends := e.sweep(now, false)
+	err = errors.Join(err, e.send(ctx, spends, nil, &st))
+	lost, rerr := e.r.ReapLeases(ctx, now)
+	st.Lost = lost
+	return st, errors.Join(err, rerr)
+}
+
+// Close hands back everything the engine holds — every grant, every
+// credit it has not spent — after reporting its spends, as a replica must
+// on SIGTERM. The engine must not be used afterwards.
+func (e *Engine) Close(ctx context.Context) (FlushStats, error) {
+	var st FlushStats
+	spends := e.sweep(e.now(), true)
+	var held []apikey.CreditAmount
+	for i := range e.shards {
+		sh := &e.shards[i]
+		sh.mu.Lock()
+		for id, s := range sh.m {
+			s.mu.Lock()
+			if s.credits.held > 0 {
+				held = append(held, apikey.CreditAmount{Subject: id, N: s.credits.held})
+				s.credits.held = 0
+			}
+			s.mu.Unlock()
+		}
+		sh.mu.Unlock()
+	}
+	return st, e.send(ctx, spends, held, &st)
+}
+
+// sweep collects the spends to report and queues the grants to hand back
+// (those of ended slices; all of them when all is set), and drops the
+// subjects that hold and count nothing.
+func (e *Engine) sweep(now time.Time, all bool) []apikey.CreditAmount {
+	var spends []apikey.CreditAmount
+	for i := range e.shards {
+		sh := &e.shards[i]
+		sh.mu.Lock()
+		for id, s := range sh.m {
+			s.mu.Lock()
+			idle := s.credits.held == 0 && s.credits.spent == 0
+			if s.credits.spent > 0 {
+				spends = append(spends, apikey.CreditAmount{Subject: id, N: s.credits.spent})
+				s.credits.spent = 0
+			}
+			for j := range s.windows {
+				w := &s.windows[j]
+				if _, cur := w.def.Window(now); all || w.grantSlice != cur {
+					e.handBack(id, w)
+				}
+				idle = idle && w.empty(now)
+			}
+			if idle {
+				s.dropped = true
+				delete(sh.m, id)
+			}
+			s.mu.Unlock()
+		}
+		sh.mu.Unlock()
+	}
+	return spends
+}
+
+// send reports spends, then hands back the queued grants and held
+// credits. What fails to go is put back, to go at the next Flush.
+func (e *Engine) send(ctx context.Context, spends, held []apikey.CreditAmount, st *FlushStats) error {
+	var errs []error
+	if len(spends) > 0 {
+		if err := e.r.ReportSpends(ctx, e.replicaID, spends); err != nil {
+			errs = append(errs, err)
+			for _, sp := range spends {
+				e.restore(sp.Subject, func(c *credits) { c.spent += sp.N })
+			}
+		} else {
+			for _, sp := range spends {
+				st.Reported += sp.N
+			}
+		}
+	}
+	e.returnsMu.Lock()
+	returns := e.returns
+	e.returns = nil
+	e.returnsMu.Unlock()
+	if len(returns) > 0 {
+		if err := e.r.ReturnGrants(ctx, returns); err != nil {
+			// A grant not handed back only lowers admissions until its
+			// window ends; it is not retried.
+			errs = append(errs, err)
+		} else {
+			for _, r := range returns {
+				st.Returned += r.N
+			}
+		}
+	}
+	if len(held) > 0 {
+		if err := e.r.ReturnCredits(ctx, e.replicaID, held); err != nil {
+			errs = append(errs, err)
+			for _, h := range held {
+				e.restore(h.Subject, func(c *credits) { c.held += h.N })
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// restore puts a failed report back into subject's state.
+func (e *Engine) restore(subject string, fn func(c *credits)) {
+	for {
+		s := e.subject(subject)
+		s.mu.Lock()
+		if !s.dropped {
+			fn(&s.credits)
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+	}
+}

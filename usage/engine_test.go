@@ -1,0 +1,421 @@
+package usage_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apikeyd/apikeyd/apikey"
+	"github.com/apikeyd/apikeyd/sqlite"
+	"github.com/apikeyd/apikeyd/usage"
+)
+
+// start is the tests' first instant: a slice boundary of every limit used.
+var start = time.Date(2031, 3, 4, 5, 6, 0, 0, time.UTC)
+
+// clock is an injected clock the tests move by hand.
+type clock struct{ us atomic.Int64 }
+
+func newClock() *clock {
+	c := &clock{}
+	c.set(start)
+	return c
+}
+func (c *clock) now() time.Time      { return time.UnixMicro(c.us.Load()).UTC() }
+func (c *clock) set(t time.Time)     { c.us.Store(t.UnixMicro()) }
+func (c *clock) add(d time.Duration) { c.set(c.now().Add(d)) }
+
+// openStore returns a SQLite store in a temporary file.
+func openStore(tb testing.TB) *sqlite.Store {
+	tb.Helper()
+	s, err := sqlite.Open(tb.Context(), filepath.Join(tb.TempDir(), "apikeyd.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+func putBalance(tb testing.TB, s *sqlite.Store, subject string, remaining int64) {
+	tb.Helper()
+	err := s.Update(tb.Context(), func(tx apikey.Tx) error {
+		return tx.(apikey.UsageTx).PutBalance(tb.Context(), subject, &apikey.Credits{Remaining: remaining}, start)
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func remaining(tb testing.TB, s *sqlite.Store, subject string) int64 {
+	tb.Helper()
+	c, err := s.Balance(tb.Context(), subject, start)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c.Remaining
+}
+
+func newEngine(s *sqlite.Store, c *clock, shared bool) *usage.Engine {
+	return usage.New(usage.Config{Reserver: s, ReplicaID: "test", Shared: shared, Now: c.now})
+}
+
+// admitConcurrently runs n admissions at once and counts the admitted.
+func admitConcurrently(t *testing.T, e *usage.Engine, n int, cost int64, subjects []usage.Subject) int {
+	t.Helper()
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	ready := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			<-ready
+			var d usage.Decision
+			if err := e.Admit(t.Context(), cost, subjects, &d); err != nil {
+				t.Error(err)
+			}
+			if d.Outcome == usage.Admitted {
+				admitted.Add(1)
+			}
+		})
+	}
+	close(ready)
+	wg.Wait()
+	return int(admitted.Load())
+}
+
+func TestAdmitBurst(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		t.Run(fmt.Sprintf("Shared=%v", shared), func(t *testing.T) {
+			t.Run("OKRateLimit", func(t *testing.T) {
+				s := openStore(t)
+				e := newEngine(s, newClock(), shared)
+				subjects := []usage.Subject{{ID: "key:a", Limits: []apikey.RateLimit{{Name: "burst", Limit: 20, DurationMS: 60_000}}}}
+				if got := admitConcurrently(t, e, 60, 1, subjects); got != 20 {
+					t.Errorf("60 concurrent on limit 20 admitted %d", got)
+				}
+			})
+			t.Run("OKCredits", func(t *testing.T) {
+				s := openStore(t)
+				putBalance(t, s, "key:a", 10)
+				e := newEngine(s, newClock(), shared)
+				subjects := []usage.Subject{{ID: "key:a", Credits: true}}
+				if got := admitConcurrently(t, e, 15, 1, subjects); got != 10 {
+					t.Errorf("15 concurrent on 10 credits admitted %d", got)
+				}
+				if _, err := e.Close(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				if r := remaining(t, s, "key:a"); r != 0 {
+					t.Errorf("remaining %d, want 0", r)
+				}
+			})
+		})
+	}
+}
+
+func admit(t *testing.T, e *usage.Engine, cost int64, subjects ...usage.Subject) *usage.Decision {
+	t.Helper()
+	var d usage.Decision
+	if err := e.Admit(t.Context(), cost, subjects, &d); err != nil {
+		t.Fatalf("Admit: %v", err)
+	}
+	return &d
+}
+
+func TestAdmitSlidingWindow(t *testing.T) {
+	s := openStore(t)
+	c := newClock()
+	e := newEngine(s, c, false)
+	l := apikey.RateLimit{Name: "per-second", Limit: 3, DurationMS: 1000} // slices of 100 ms
+	key := usage.Subject{ID: "key:a", Limits: []apikey.RateLimit{l}}
+	ms := func(n int) time.Time { return start.Add(time.Duration(n) * time.Millisecond) }
+
+	steps := []struct {
+		at        time.Time
+		want      usage.Outcome
+		remaining int64
+		resetAt   time.Time
+	}{
+		{ms(0), usage.Admitted, 2, ms(1100)},
+		{ms(150), usage.Admitted, 1, ms(1100)},
+		{ms(150), usage.Admitted, 0, ms(1100)},
+		{ms(160), usage.RateLimited, 0, ms(1100)},
+		// At 1000 the window (0, 1000] still overlaps the first slice.
+		{ms(1000), usage.RateLimited, 0, ms(1100)},
+		// At 1100 the first slice is out: one admission is free again; at
+		// 1200 the second.
+		{ms(1100), usage.Admitted, 0, ms(1200)},
+		{ms(1150), usage.RateLimited, 0, ms(1200)},
+		{ms(1200), usage.Admitted, 1, ms(2200)}, // both admissions at 150 are out
+		// Long after, the window is empty again.
+		{ms(9000), usage.Admitted, 2, ms(10100)},
+	}
+	for i, st := range steps {
+		c.set(st.at)
+		d := admit(t, e, 1, key)
+		got := d.Subjects[0].Limits[0]
+		if d.Outcome != st.want || got.Remaining != st.remaining || !got.ResetAt.Equal(st.resetAt) {
+			t.Errorf("step %d at %v: outcome %d, remaining %d, reset %v; want %d, %d, %v", i, st.at.Sub(start), d.Outcome, got.Remaining, got.ResetAt.Sub(start), st.want, st.remaining, st.resetAt.Sub(start))
+		}
+		if d.Outcome == usage.RateLimited && d.RetryAfter.Before(st.at) {
+			t.Errorf("step %d: retry after %v, before now", i, d.RetryAfter)
+		}
+	}
+}
+
+// TestAdmitNeverOverLimit admits at many instants and checks, against an
+// exact log, that no interval of the limit's duration holds more.
+func TestAdmitNeverOverLimit(t *testing.T) {
+	s := openStore(t)
+	c := newClock()
+	e := newEngine(s, c, false)
+	l := apikey.RateLimit{Name: "x", Limit: 5, DurationMS: 1000}
+	key := usage.Subject{ID: "key:a", Limits: []apikey.RateLimit{l}}
+	var log []time.Time
+	for i := range 3000 {
+		c.set(start.Add(time.Duration(i*7) * time.Millisecond))
+		if admit(t, e, 1, key).Outcome == usage.Admitted {
+			log = append(log, c.now())
+		}
+	}
+	for i, at := range log {
+		n := 0
+		for j := i; j >= 0 && at.Sub(log[j]) < time.Second; j-- {
+			n++
+		}
+		if n > int(l.Limit) {
+			t.Fatalf("%d admissions in the second before %v", n, at.Sub(start))
+		}
+	}
+	// 21 s of demand above the limit: at least 10/11 of 5 per second pass.
+	if min := 21 * 5 * 10 / 11; len(log) < min {
+		t.Errorf("admitted %d, want at least %d", len(log), min)
+	}
+}
+
+func TestAdmitAllOrNothing(t *testing.T) {
+	s := openStore(t)
+	c := newClock()
+	e := newEngine(s, c, false)
+	putBalance(t, s, "key:a", 10)
+	putBalance(t, s, "owner:p/o", 1)
+	key := usage.Subject{ID: "key:a", Limits: []apikey.RateLimit{{Name: "k", Limit: 5, DurationMS: 60_000}}, Credits: true}
+	owner := usage.Subject{ID: "owner:p/o", Limits: []apikey.RateLimit{{Name: "o", Limit: 2, DurationMS: 60_000}}, Credits: true}
+
+	if d := admit(t, e, 1, key, owner); d.Outcome != usage.Admitted || d.Subjects[0].Limits[0].Remaining != 4 || d.Subjects[1].Limits[0].Remaining != 1 {
+		t.Fatalf("first: %+v", d)
+	}
+	// The owner's credits are gone: refused, and the key's limit and
+	// credits are as they were.
+	if d := admit(t, e, 1, key, owner); d.Outcome != usage.UsageExceeded || d.Subjects[0].Limits[0].Remaining != 4 || d.Subjects[1].Limits[0].Remaining != 1 {
+		t.Errorf("owner out of credits: %+v", d)
+	}
+	// Cost 0 checks without spending: admitted, and counted against the
+	// limits (every verify counts 1).
+	if d := admit(t, e, 0, key, owner); d.Outcome != usage.Admitted || d.Subjects[1].Limits[0].Remaining != 0 || d.Subjects[0].Remaining != 9 || d.Subjects[1].Remaining != 0 {
+		t.Errorf("cost 0: %+v", d)
+	}
+	// The owner's limit is spent: refused before credits are asked.
+	if d := admit(t, e, 1, key, owner); d.Outcome != usage.RateLimited || d.Subjects[0].Limits[0].Remaining != 3 {
+		t.Errorf("owner rate-limited: %+v", d)
+	}
+	// The key alone still has its own allowance.
+	for range 3 {
+		if d := admit(t, e, 2, key); d.Outcome != usage.Admitted {
+			t.Errorf("key alone: %+v", d)
+		}
+	}
+	if _, err := e.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if r := remaining(t, s, "key:a"); r != 10-1-3*2 {
+		t.Errorf("key remaining %d, want 3", r)
+	}
+	if r := remaining(t, s, "owner:p/o"); r != 0 {
+		t.Errorf("owner remaining %d, want 0", r)
+	}
+}
+
+func TestAdmitBounds(t *testing.T) {
+	e := newEngine(openStore(t), newClock(), false)
+	var d usage.Decision
+	if err := e.Admit(t.Context(), 1, nil, &d); err != nil || d.Outcome != usage.Admitted {
+		t.Errorf("no subjects: %v, %d; want admitted", err, d.Outcome)
+	}
+	three := []usage.Subject{{ID: "a"}, {ID: "b"}, {ID: "c"}}
+	if err := e.Admit(t.Context(), 1, three, &d); err == nil {
+		t.Error("three subjects admitted")
+	}
+	eleven := make([]apikey.RateLimit, 11)
+	if err := e.Admit(t.Context(), 1, []usage.Subject{{ID: "a", Limits: eleven}}, &d); err == nil {
+		t.Error("eleven limits admitted")
+	}
+	// The same subject twice is one allowance, counted once.
+	same := usage.Subject{ID: "key:x", Limits: []apikey.RateLimit{{Name: "x", Limit: 1, DurationMS: 1000}}}
+	if d := admit(t, e, 1, same, same); d.Outcome != usage.Admitted || d.Subjects[0].Limits[0].Remaining != 0 {
+		t.Errorf("same subject twice: %+v", d)
+	}
+	if d := admit(t, e, 1, same); d.Outcome != usage.RateLimited {
+		t.Errorf("limit 1 admitted twice: %+v", d)
+	}
+}
+
+func TestAdmitCostZero(t *testing.T) {
+	s := openStore(t)
+	e := newEngine(s, newClock(), false)
+	putBalance(t, s, "key:a", 7)
+	putBalance(t, s, "key:empty", 0)
+	// A first verify of cost 0 learns the balance without spending it;
+	// an empty balance does not refuse it (it does not exceed what is left).
+	if d := admit(t, e, 0, usage.Subject{ID: "key:a", Credits: true}); d.Outcome != usage.Admitted || d.Subjects[0].Remaining != 7 {
+		t.Errorf("cost 0: %+v", d)
+	}
+	if d := admit(t, e, 0, usage.Subject{ID: "key:empty", Credits: true}); d.Outcome != usage.Admitted || d.Subjects[0].Remaining != 0 {
+		t.Errorf("cost 0 on an empty balance: %+v", d)
+	}
+	if _, err := e.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if r := remaining(t, s, "key:a"); r != 7 {
+		t.Errorf("remaining %d after cost 0, want 7", r)
+	}
+}
+
+func TestAdmitCreditsRefresh(t *testing.T) {
+	s := openStore(t)
+	c := newClock()
+	e := newEngine(s, c, false)
+	putBalance(t, s, "key:a", 1)
+	key := usage.Subject{ID: "key:a", Credits: true}
+	if d := admit(t, e, 1, key); d.Outcome != usage.Admitted {
+		t.Fatalf("first: %+v", d)
+	}
+	if d := admit(t, e, 1, key); d.Outcome != usage.UsageExceeded || d.Subjects[0].Remaining != 0 {
+		t.Fatalf("second: %+v", d)
+	}
+	err := s.Update(t.Context(), func(tx apikey.Tx) error {
+		_, _, err := tx.(apikey.UsageTx).AdjustCredits(t.Context(), "key:a", apikey.CreditIncrement, 5, c.now())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Within a second the empty balance is answered from memory; Refresh
+	// (or the second passing) makes the increment seen.
+	if d := admit(t, e, 1, key); d.Outcome != usage.UsageExceeded {
+		t.Errorf("cached empty: %+v", d)
+	}
+	e.Refresh("key:a")
+	if d := admit(t, e, 5, key); d.Outcome != usage.Admitted {
+		t.Errorf("after Refresh: %+v", d)
+	}
+	if d := admit(t, e, 1, key); d.Outcome != usage.UsageExceeded {
+		t.Errorf("spent: %+v", d)
+	}
+}
+
+func TestFlush(t *testing.T) {
+	s := openStore(t)
+	c := newClock()
+	e := newEngine(s, c, true)
+	putBalance(t, s, "key:a", 100)
+	key := usage.Subject{ID: "key:a", Limits: []apikey.RateLimit{{Name: "x", Limit: 10, DurationMS: 1000}}, Credits: true}
+	for range 4 {
+		admit(t, e, 2, key)
+	}
+	st, err := e.Flush(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Replicas != 1 || st.Reported != 8 || st.Returned != 0 {
+		t.Errorf("first flush %+v, want 1 replica, 8 reported", st)
+	}
+	// A slice later the unspent grant (10 − 4) goes back; the balance
+	// counts the spends.
+	c.add(100 * time.Millisecond)
+	if st, err = e.Flush(t.Context()); err != nil || st.Returned != 6 {
+		t.Errorf("second flush %+v, %v; want 6 returned", st, err)
+	}
+	if r := remaining(t, s, "key:a"); r != 92 {
+		t.Errorf("remaining %d, want 92", r)
+	}
+	// A window later the subject is idle but holds credits; after Close
+	// it holds nothing and the balance is whole.
+	c.add(2 * time.Second)
+	if d := admit(t, e, 1, key); d.Outcome != usage.Admitted || d.Subjects[0].Limits[0].Remaining != 9 {
+		t.Errorf("after flushes: %+v", d)
+	}
+	if _, err := e.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if r := remaining(t, s, "key:a"); r != 91 {
+		t.Errorf("remaining %d after Close, want 91", r)
+	}
+}
+
+// BenchmarkAdmit measures an admission that finds its allowance in memory:
+// a key with one rate limit and credits, alone and with an owner.
+func BenchmarkAdmit(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		shared bool
+		owner  bool
+	}{{"Key", false, false}, {"KeyShared", true, false}, {"KeyAndOwner", false, true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := openStore(b)
+			putBalance(b, s, "key:a", apikey.MaxCredits)
+			putBalance(b, s, "owner:p/o", apikey.MaxCredits)
+			c := newClock()
+			e := usage.New(usage.Config{Reserver: s, ReplicaID: "bench", Shared: bc.shared, CreditSliceMax: 1 << 40, Now: c.now})
+			limits := []apikey.RateLimit{{Name: "x", Limit: apikey.MaxRateLimit, DurationMS: 1000}}
+			subjects := []usage.Subject{{ID: "key:a", Limits: limits, Credits: true}, {ID: "owner:p/o", Limits: limits, Credits: true}}
+			if !bc.owner {
+				subjects = subjects[:1]
+			}
+			var d usage.Decision
+			admitOK := func() {
+				if err := e.Admit(b.Context(), 1, subjects, &d); err != nil || d.Outcome != usage.Admitted {
+					b.Fatalf("Admit: %v, %d", err, d.Outcome)
+				}
+			}
+			admitOK() // the first reservation
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				admitOK()
+			}
+		})
+	}
+}
+
+// BenchmarkAdmitParallel measures admissions from every core at once: all
+// on one key (they serialise on its lock) or each on its own key.
+func BenchmarkAdmitParallel(b *testing.B) {
+	for _, oneKey := range []bool{true, false} {
+		b.Run(fmt.Sprintf("OneKey=%v", oneKey), func(b *testing.B) {
+			s := openStore(b)
+			c := newClock()
+			e := usage.New(usage.Config{Reserver: s, ReplicaID: "bench", CreditSliceMax: 1 << 40, Now: c.now})
+			limits := []apikey.RateLimit{{Name: "x", Limit: apikey.MaxRateLimit, DurationMS: 1000}}
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				id := "key:shared"
+				if !oneKey {
+					id = fmt.Sprint("key:", next.Add(1))
+				}
+				putBalance(b, s, id, apikey.MaxCredits)
+				subjects := []usage.Subject{{ID: id, Limits: limits, Credits: true}}
+				var d usage.Decision
+				for pb.Next() {
+					if err := e.Admit(b.Context(), 1, subjects, &d); err != nil || d.Outcome != usage.Admitted {
+						b.Errorf("Admit: %v, %d", err, d.Outcome)
+						return
+					}
+				}
+			})
+		})
+	}
+}
