@@ -53,6 +53,10 @@ type Options struct {
 	Version string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// CursorKey signs the cursors of listings, so that every replica takes
+	// the others' (the server derives it from the master key); empty means
+	// a random key, good for this process only.
+	CursorKey []byte
 }
 
 // API is the HTTP face of a service.
@@ -65,6 +69,7 @@ type API struct {
 	metrics *metrics.Metrics
 	now     func() time.Time
 	mux     *Router
+	cursors cursors
 	huma    huma.API
 }
 
@@ -97,6 +102,7 @@ func New(o Options) *API {
 		trusted: o.TrustedProxies,
 		metrics: o.Metrics,
 		now:     o.Now,
+		cursors: newCursors(o.CursorKey),
 	}
 	a.mux = a.NewRouter()
 	cfg := huma.DefaultConfig("apikeyd", o.Version)
@@ -164,6 +170,8 @@ func (a *API) routes() {
 		"Create an API key", "Issues a key. The plaintext key is in this response only."), a.createKey)
 	huma.Register(a.huma, a.op("listExpiringKeys", http.MethodGet, "/v1/api-keys/expiring", apikey.ScopeRead,
 		"List keys expiring soon", "Usable keys whose expires_at falls within the window, soonest first."), a.listExpiring)
+	huma.Register(a.huma, a.op("listExpiringSoonKeys", http.MethodGet, "/v1/api-keys/expiring-soon", apikey.ScopeRead,
+		"List keys expiring soon (alias)", "The same as /v1/api-keys/expiring, under the path Strait's CLI uses."), a.listExpiringSoon)
 	verify := a.op("verifyKey", http.MethodPost, "/v1/api-keys/verify", apikey.ScopeVerify,
 		"Verify an API key", "Always 200 for a well-formed request: the verdict is in the body.")
 	verify.Middlewares = huma.Middlewares{a.verifyFast} // the hot path's own decoding: see verify.go

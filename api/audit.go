@@ -2,15 +2,14 @@ package api
 
 import (
 	"context"
-	"strconv"
 
 	"github.com/apikeyd/apikeyd/service"
 )
 
 type auditInput struct {
-	ProjectID     string `query:"project_id" required:"true" minLength:"1" maxLength:"128"`
-	EnvironmentID string `query:"environment_id" maxLength:"128"`
-	KeyID         string `query:"key_id" maxLength:"64" doc:"Only events about this key."`
+	ProjectID     string `query:"project_id" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Required with the admin token; an API key lists its own project when it is omitted."`
+	EnvironmentID string `query:"environment_id" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$"`
+	KeyID         string `query:"key_id" maxLength:"64" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Only events about this key."`
 	Action        string `query:"action" enum:"api_key.created,api_key.updated,api_key.revoked,api_key.rotated,api_key.rotation_failed" doc:"Only events of this kind."`
 	Limit         int    `query:"limit" minimum:"1" maximum:"1000" default:"100"`
 	Cursor        string `query:"cursor" maxLength:"256"`
@@ -22,13 +21,20 @@ type auditOutput struct {
 }
 
 func (a *API) listAuditEvents(ctx context.Context, in *auditInput) (*auditOutput, error) {
-	noteProject(ctx, in.ProjectID)
-	after, err := decodeCursor(in.Cursor)
+	p := principal(ctx)
+	project, err := listProject(p, in.ProjectID)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	evs, next, err := a.svc.AuditEvents(ctx, principal(ctx), service.AuditInput{
-		ProjectID: in.ProjectID, EnvironmentID: in.EnvironmentID, KeyID: in.KeyID, Action: in.Action,
+	noteProject(ctx, project)
+	l := listing{route: "audit", path: "/v1/audit-events",
+		filters: query("project_id", project, "environment_id", in.EnvironmentID, "key_id", in.KeyID, "action", in.Action)}
+	after, err := a.cursors.decode(l, in.Cursor)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	evs, next, err := a.svc.AuditEvents(ctx, p, service.AuditInput{
+		ProjectID: project, EnvironmentID: in.EnvironmentID, KeyID: in.KeyID, Action: in.Action,
 		Limit: in.Limit, After: after,
 	})
 	if err != nil {
@@ -38,7 +44,6 @@ func (a *API) listAuditEvents(ctx context.Context, in *auditInput) (*auditOutput
 	for i, e := range evs {
 		out.Body[i] = auditEventObject(e)
 	}
-	out.Link = nextLink("/v1/audit-events", query("project_id", in.ProjectID, "environment_id", in.EnvironmentID,
-		"key_id", in.KeyID, "action", in.Action, "limit", strconv.Itoa(in.Limit)), next)
+	out.Link = a.cursors.nextLink(l, in.Limit, next)
 	return out, nil
 }

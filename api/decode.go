@@ -25,6 +25,13 @@ import (
 // Integer fields take any number whose value is whole: see wholeNumber.
 func decodeJSON(data []byte, v any) error {
 	err := json.Unmarshal(data, v)
+	if err == nil || !isSyntaxError(err) {
+		// The syntax is JSON's: what encoding/json lets pass that the API
+		// does not is refused before anything else is said of the body.
+		if serr := checkStrict(data); serr != nil {
+			return serr
+		}
+	}
 	if err == nil {
 		return nil
 	}
@@ -34,6 +41,11 @@ func decodeJSON(data []byte, v any) error {
 		return decodeOutOfRange(data, p)
 	}
 	return bodyError(err)
+}
+
+func isSyntaxError(err error) bool {
+	var se *json.SyntaxError
+	return errors.As(err, &se)
 }
 
 // decodeOutOfRange decodes data, whose syntax json.Unmarshal has checked,

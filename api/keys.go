@@ -14,8 +14,8 @@ type keyIDPath struct {
 }
 
 type listKeysInput struct {
-	ProjectID     string `query:"project_id" required:"true" minLength:"1" maxLength:"128" doc:"Project whose keys to list."`
-	EnvironmentID string `query:"environment_id" maxLength:"128" doc:"Only keys of this environment."`
+	ProjectID     string `query:"project_id" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Project whose keys to list. Required with the admin token; an API key lists its own project when it is omitted."`
+	EnvironmentID string `query:"environment_id" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Only keys of this environment."`
 	Status        string `query:"status" enum:"active,rotating,rotated,expired,revoked" doc:"Only keys in this state."`
 	Limit         int    `query:"limit" minimum:"1" maximum:"1000" default:"100" doc:"Page size."`
 	Cursor        string `query:"cursor" maxLength:"256" doc:"Where to continue; taken from the Link header of the previous page."`
@@ -27,13 +27,20 @@ type listKeysOutput struct {
 }
 
 func (a *API) listKeys(ctx context.Context, in *listKeysInput) (*listKeysOutput, error) {
-	noteProject(ctx, in.ProjectID)
-	after, err := decodeCursor(in.Cursor)
+	p := principal(ctx)
+	project, err := listProject(p, in.ProjectID)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	keys, next, err := a.svc.List(ctx, principal(ctx), service.ListInput{
-		ProjectID: in.ProjectID, EnvironmentID: in.EnvironmentID, Status: apikey.Status(in.Status),
+	noteProject(ctx, project)
+	l := listing{route: "keys", path: "/v1/api-keys",
+		filters: query("project_id", project, "environment_id", in.EnvironmentID, "status", in.Status)}
+	after, err := a.cursors.decode(l, in.Cursor)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	keys, next, err := a.svc.List(ctx, p, service.ListInput{
+		ProjectID: project, EnvironmentID: in.EnvironmentID, Status: apikey.Status(in.Status),
 		Limit: in.Limit, After: after,
 	})
 	if err != nil {
@@ -44,8 +51,7 @@ func (a *API) listKeys(ctx context.Context, in *listKeysInput) (*listKeysOutput,
 	for i, k := range keys {
 		out.Body[i] = keyObject(k, now)
 	}
-	out.Link = nextLink("/v1/api-keys", query("project_id", in.ProjectID, "environment_id", in.EnvironmentID,
-		"status", in.Status, "limit", strconv.Itoa(in.Limit)), next)
+	out.Link = a.cursors.nextLink(l, in.Limit, next)
 	return out, nil
 }
 
@@ -177,21 +183,38 @@ func (a *API) rotateKey(ctx context.Context, in *rotateKeyInput) (*rotateKeyOutp
 }
 
 type expiringInput struct {
-	ProjectID     string `query:"project_id" required:"true" minLength:"1" maxLength:"128"`
-	EnvironmentID string `query:"environment_id" maxLength:"128"`
+	ProjectID     string `query:"project_id" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Required with the admin token; an API key lists its own project when it is omitted."`
+	EnvironmentID string `query:"environment_id" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$"`
 	WithinDays    int    `query:"within_days" minimum:"1" maximum:"36500" default:"30" doc:"Window in days from now."`
 	Limit         int    `query:"limit" minimum:"1" maximum:"1000" default:"100"`
 	Cursor        string `query:"cursor" maxLength:"256"`
 }
 
 func (a *API) listExpiring(ctx context.Context, in *expiringInput) (*listKeysOutput, error) {
-	noteProject(ctx, in.ProjectID)
-	after, err := decodeCursor(in.Cursor)
+	return a.expiring(ctx, in, "/v1/api-keys/expiring")
+}
+
+// listExpiringSoon is /v1/api-keys/expiring-soon, the path Strait's CLI
+// asks for: the same listing, its Link pointing back at this path.
+func (a *API) listExpiringSoon(ctx context.Context, in *expiringInput) (*listKeysOutput, error) {
+	return a.expiring(ctx, in, "/v1/api-keys/expiring-soon")
+}
+
+func (a *API) expiring(ctx context.Context, in *expiringInput, path string) (*listKeysOutput, error) {
+	p := principal(ctx)
+	project, err := listProject(p, in.ProjectID)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	keys, next, err := a.svc.Expiring(ctx, principal(ctx), service.ExpiringInput{
-		ProjectID: in.ProjectID, EnvironmentID: in.EnvironmentID, WithinDays: in.WithinDays,
+	noteProject(ctx, project)
+	l := listing{route: "expiring", path: path,
+		filters: query("project_id", project, "environment_id", in.EnvironmentID, "within_days", strconv.Itoa(in.WithinDays))}
+	after, err := a.cursors.decode(l, in.Cursor)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	keys, next, err := a.svc.Expiring(ctx, p, service.ExpiringInput{
+		ProjectID: project, EnvironmentID: in.EnvironmentID, WithinDays: in.WithinDays,
 		Limit: in.Limit, After: after,
 	})
 	if err != nil {
@@ -202,7 +225,6 @@ func (a *API) listExpiring(ctx context.Context, in *expiringInput) (*listKeysOut
 	for i, k := range keys {
 		out.Body[i] = keyObject(k, now)
 	}
-	out.Link = nextLink("/v1/api-keys/expiring", query("project_id", in.ProjectID, "environment_id", in.EnvironmentID,
-		"within_days", strconv.Itoa(in.WithinDays), "limit", strconv.Itoa(in.Limit)), next)
+	out.Link = a.cursors.nextLink(l, in.Limit, next)
 	return out, nil
 }

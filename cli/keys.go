@@ -32,6 +32,7 @@ type keysCmd struct {
 	url     string
 	token   string
 	json    bool
+	output  string
 	timeout time.Duration
 }
 
@@ -47,11 +48,24 @@ token is APIKEYD_TOKEN, the contents of the file APIKEYD_TOKEN_FILE, or
 --token: the admin token, or an API key with the api-keys:* scopes the
 command needs. Prefer the environment: a flag shows in the process list.
 
-Output is a table; --json prints the API's JSON instead, for scripts.`,
+Output is a table; --json (or -o json) prints the API's JSON instead, for
+scripts.`,
+		Example: `  export APIKEYD_URL=http://127.0.0.1:8080 APIKEYD_TOKEN_FILE=./data/admin.token
+  apikeyd keys create --project acme --name checkout --scope orders:read
+  apikeyd keys ls --project acme
+  apikeyd keys ls --project acme -o json | jq -r '.[].id'`,
 		Args: cobra.ArbitraryArgs,
+		// A mistyped subcommand is reported as one, not as an unknown flag
+		// of "keys" (apikeyd keys lst --project acme).
+		FParseErrWhitelist:         cobra.FParseErrWhitelist{UnknownFlags: true},
+		SuggestionsMinimumDistance: 2,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usageError{fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())}
+				msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+				if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+					msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+				}
+				return usageError{errors.New(msg + "\n\nRun '" + cmd.CommandPath() + " --help' for the commands.")}
 			}
 			return cmd.Help()
 		},
@@ -59,14 +73,26 @@ Output is a table; --json prints the API's JSON instead, for scripts.`,
 	f := cmd.PersistentFlags()
 	f.StringVar(&k.url, "url", "", "server URL (APIKEYD_URL; default http://127.0.0.1:8080)")
 	f.StringVar(&k.token, "token", "", "bearer token (APIKEYD_TOKEN or APIKEYD_TOKEN_FILE)")
-	f.BoolVar(&k.json, "json", false, "print JSON instead of a table")
+	f.BoolVar(&k.json, "json", false, "print JSON instead of a table (same as -o json)")
+	f.StringVarP(&k.output, "output", "o", "table", "output format: table or json")
 	f.DurationVar(&k.timeout, "timeout", 30*time.Second, "give up on the server after this long")
-	cmd.AddCommand(k.list(), k.get(), k.create(), k.rotate(), k.revoke(), k.verify(), k.expiring())
+	cmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		switch k.output {
+		case "table":
+		case "json":
+			k.json = true
+		default:
+			return usageError{fmt.Errorf("-o/--output must be table or json, got %q", k.output)}
+		}
+		return nil
+	}
+	cmd.AddCommand(k.list(), k.get(), k.create(), k.update(), k.rotate(), k.revoke(), k.verify(), k.expiring(), k.audit())
 	return cmd
 }
 
-// client builds the API client from flags and environment.
-func (k *keysCmd) client() (*client.Client, error) {
+// baseURL is the server the CLI talks to: --url, APIKEYD_URL, or the
+// default address of apikeyd serve.
+func (k *keysCmd) baseURL() string {
 	url := k.url
 	if url == "" {
 		url = k.getenv("APIKEYD_URL")
@@ -74,6 +100,12 @@ func (k *keysCmd) client() (*client.Client, error) {
 	if url == "" {
 		url = "http://127.0.0.1:8080"
 	}
+	return url
+}
+
+// client builds the API client from flags and environment.
+func (k *keysCmd) client() (*client.Client, error) {
+	url := k.baseURL()
 	token := k.token
 	if token == "" {
 		token = k.getenv("APIKEYD_TOKEN")
@@ -106,13 +138,17 @@ func (k *keysCmd) run(fn func(ctx context.Context, c *client.Client, args []stri
 		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), k.timeout)
 		defer cancel()
-		return fn(ctx, c, args)
+		return reachError(k.baseURL(), fn(ctx, c, args))
 	}
 }
 
+// requireFlags marks flags required, for cobra and in the help text.
 func requireFlags(cmd *cobra.Command, names ...string) {
 	for _, n := range names {
 		_ = cmd.MarkFlagRequired(n)
+		if f := cmd.Flags().Lookup(n); f != nil && !strings.HasSuffix(f.Usage, "(required)") {
+			f.Usage += " (required)"
+		}
 	}
 }
 
@@ -122,10 +158,14 @@ func (k *keysCmd) list() *cobra.Command {
 	var p client.ListParams
 	var max int
 	cmd := &cobra.Command{
-		Use:   "list --project ID",
-		Short: "List a project's keys, newest first",
-		Long:  "List a project's keys, newest first, following the pages for you.",
-		Args:  cobra.NoArgs,
+		Use:     "list --project ID",
+		Aliases: []string{"ls"},
+		Short:   "List a project's keys, newest first",
+		Long:    "List a project's keys, newest first, following the pages for you.",
+		Example: `  apikeyd keys list --project acme
+  apikeyd keys ls --project acme --status active --environment prod
+  apikeyd keys ls --project acme -o json | jq -r '.[] | "\(.id) \(.name)"'`,
+		Args: cobra.NoArgs,
 	}
 	cmd.Flags().StringVar(&p.ProjectID, "project", "", "project whose keys to list")
 	cmd.Flags().StringVar(&p.EnvironmentID, "environment", "", "only keys of this environment")
@@ -155,8 +195,11 @@ func (k *keysCmd) expiring() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "expiring --project ID",
 		Short: "List a project's usable keys that expire soon, soonest first",
-		Args:  cobra.NoArgs,
+		Example: `  apikeyd keys expiring --project acme
+  apikeyd keys expiring --project acme --within-days 7`,
+		Args: cobra.NoArgs,
 	}
+	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error { return positive(cmd, "within-days", p.WithinDays) }
 	cmd.Flags().StringVar(&p.ProjectID, "project", "", "project whose keys to list")
 	cmd.Flags().StringVar(&p.EnvironmentID, "environment", "", "only keys of this environment")
 	cmd.Flags().IntVar(&p.WithinDays, "within-days", 30, "window from now, in days")
@@ -178,6 +221,7 @@ func (k *keysCmd) get() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:               "get KEY_ID",
 		Short:             "Show a key",
+		Example:           "  apikeyd keys get key_01j…\n  apikeyd keys get key_01j… -o json",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
@@ -197,7 +241,17 @@ func (k *keysCmd) create() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "create --project ID --name NAME",
 		Short: "Issue a key; the key itself is printed this once",
-		Args:  cobra.NoArgs,
+		Example: `  apikeyd keys create --project acme --name checkout --scope orders:read --scope orders:write
+  apikeyd keys create --project acme --name ci --expires-in-days 90 --environment prod
+  apikeyd keys create --project acme --name deploy --expires-at 2030-01-01T00:00:00Z
+  apikeyd keys create --project acme --name n -o json | jq -r .key   # the key, for a secret store`,
+		Args: cobra.NoArgs,
+	}
+	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
+		if err := positive(cmd, "expires-in-days", p.ExpiresInDays); err != nil {
+			return err
+		}
+		return positive(cmd, "rotation-interval-days", p.RotationIntervalDays)
 	}
 	f := cmd.Flags()
 	f.StringVar(&p.ProjectID, "project", "", "project the key belongs to")
@@ -212,9 +266,9 @@ func (k *keysCmd) create() *cobra.Command {
 	cmd.MarkFlagsMutuallyExclusive("expires-in-days", "expires-at")
 	cmd.RunE = k.run(func(ctx context.Context, c *client.Client, _ []string) error {
 		if expiresAt != "" {
-			t, err := time.Parse(time.RFC3339, expiresAt)
+			t, err := parseTime("expires-at", expiresAt)
 			if err != nil {
-				return usageError{fmt.Errorf("--expires-at: want RFC 3339 such as 2030-01-01T00:00:00Z: %w", err)}
+				return err
 			}
 			p.ExpiresAt = t
 		}
@@ -241,6 +295,7 @@ func (k *keysCmd) rotate() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:               "rotate KEY_ID",
 		Short:             "Replace a key; the old one keeps working for a grace period",
+		Example:           "  apikeyd keys rotate key_01j…\n  apikeyd keys rotate key_01j… --grace-minutes 0   # the old key stops now",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
@@ -276,7 +331,9 @@ func (k *keysCmd) rotate() *cobra.Command {
 func (k *keysCmd) revoke() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:               "revoke KEY_ID",
+		Aliases:           []string{"rm"},
 		Short:             "Revoke a key at once (ending any grace period)",
+		Example:           "  apikeyd keys revoke key_01j…\n  apikeyd keys rm key_01j…",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
@@ -298,6 +355,8 @@ func (k *keysCmd) verify() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify [KEY | -]",
 		Short: "Ask whether a key is valid",
+		Example: `  echo "$KEY" | apikeyd keys verify --scope orders:read
+  apikeyd keys verify - --environment prod < key.txt`,
 		Long: `Ask whether a key is valid, with the given scopes and environment.
 
 The key is read from standard input when it is "-" or left out, so that it

@@ -40,6 +40,8 @@ type Config struct {
 	// from memory after it last confirmed that its index was in step with
 	// the database.
 	MaxStaleness time.Duration
+	// DatabaseWait is how long a start waits for PostgreSQL to answer.
+	DatabaseWait time.Duration
 
 	// AuthFailureBurst failed authentications are allowed from one client
 	// address before it is slowed down to one per AuthFailureRefill.
@@ -54,6 +56,15 @@ type Config struct {
 
 	// UI serves the dashboard at /ui/.
 	UI bool
+}
+
+func postgresScheme(scheme string) bool { return scheme == "postgres" || scheme == "postgresql" }
+
+// otherDatabase reports whether raw is a URL of a database other than
+// PostgreSQL.
+func otherDatabase(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.Scheme != "" && !postgresScheme(u.Scheme)
 }
 
 // Postgres reports whether the config selects PostgreSQL over SQLite.
@@ -143,7 +154,12 @@ var Settings = []Setting{
 		accepts: "empty, or a `postgres://` or `postgresql://` URL",
 		set: func(c *Config, v string) error {
 			if v != "" {
-				if u, err := url.Parse(v); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+				u, err := url.Parse(v)
+				if err == nil && u.Scheme != "" && !postgresScheme(u.Scheme) {
+					// The scheme only: the URL may hold a password.
+					return fmt.Errorf("unsupported database URL (scheme %q): apikeyd runs on SQLite (leave this empty) or PostgreSQL (postgres:// or postgresql://)", u.Scheme)
+				}
+				if err != nil || !postgresScheme(u.Scheme) {
 					return errors.New("must be a postgres:// or postgresql:// URL")
 				}
 			}
@@ -202,6 +218,8 @@ var Settings = []Setting{
 		}},
 	durationSetting(Setting{Flag: "last-used-flush", Env: "APIKEYD_LAST_USED_FLUSH", Default: "10s", Usage: "how often buffered last_used_at updates are written"},
 		100*time.Millisecond, time.Hour, func(c *Config) *time.Duration { return &c.LastUsedFlush }),
+	durationSetting(Setting{Flag: "database-wait", Env: "APIKEYD_DATABASE_WAIT", Default: "30s", Usage: "PostgreSQL only: how long a start retries, with backoff, a database that does not answer before it gives up"},
+		0, time.Hour, func(c *Config) *time.Duration { return &c.DatabaseWait }),
 	durationSetting(Setting{Flag: "max-staleness", Env: "APIKEYD_MAX_STALENESS", Default: "2s", Usage: "PostgreSQL only: how long a replica that cannot confirm its key index is in step with the database (connection lost) still verifies usable keys from memory; after that they get 503 until it can"},
 		100*time.Millisecond, time.Hour, func(c *Config) *time.Duration { return &c.MaxStaleness }),
 	intSetting(Setting{Flag: "auth-failure-burst", Env: "APIKEYD_AUTH_FAILURE_BURST", Default: "20", Usage: "failed authentications allowed from one client address before it gets 429"},
@@ -365,8 +383,9 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 		}
 	}
 	// A database URL that is given but wrong still means PostgreSQL: its
-	// requirements are reported with it, not after it is fixed.
-	if given["APIKEYD_DATABASE_URL"] != "" {
+	// requirements are reported with it, not after it is fixed. One of
+	// another database (mysql://) means nothing of the kind.
+	if dbURL := given["APIKEYD_DATABASE_URL"]; dbURL != "" && !otherDatabase(dbURL) {
 		if c.AdminToken == "" {
 			report("APIKEYD_ADMIN_TOKEN", "is required with PostgreSQL (every replica must share it)")
 		}

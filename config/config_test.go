@@ -135,11 +135,21 @@ func TestLoadErr(t *testing.T) {
 			"APIKEYD_ADMIN_TOKEN (not set): is required with PostgreSQL (every replica must share it)",
 			"APIKEYD_MASTER_KEY (not set): is required with PostgreSQL (every replica must share it)",
 		}},
-		"ErrDatabaseURL": {[]string{"--database-url", "mysql://x"}, nil, []string{
+		// Another database is not PostgreSQL, so PostgreSQL's requirements
+		// are not reported with it (issue 15), nor is its password.
+		"ErrDatabaseURL": {[]string{"--database-url", "mysql://root:hunter2@x/db"}, nil, []string{
+			`APIKEYD_DATABASE_URL (from --database-url): unsupported database URL (scheme "mysql"): apikeyd runs on SQLite (leave this empty) or PostgreSQL (postgres:// or postgresql://)`,
+		}},
+		"ErrDatabaseURLNoScheme": {[]string{"--database-url", "localhost:5432"}, nil, []string{
+			`APIKEYD_DATABASE_URL (from --database-url): unsupported database URL (scheme "localhost"): apikeyd runs on SQLite (leave this empty) or PostgreSQL (postgres:// or postgresql://)`,
+		}},
+		"ErrDatabaseURLPath": {[]string{"--database-url", "/var/lib/db"}, nil, []string{
 			"APIKEYD_DATABASE_URL (from --database-url): must be a postgres:// or postgresql:// URL",
 			"APIKEYD_ADMIN_TOKEN (not set): is required with PostgreSQL (every replica must share it)",
 			"APIKEYD_MASTER_KEY (not set): is required with PostgreSQL (every replica must share it)",
 		}},
+		"ErrDatabaseWait": {[]string{"--database-wait", "2h"}, nil,
+			[]string{"APIKEYD_DATABASE_WAIT (from --database-wait): must be between 0s and 1h, got 2h"}},
 		"ErrDataDir": {[]string{"--data-dir="}, nil,
 			[]string{"APIKEYD_DATA_DIR (from --data-dir): must not be empty"}},
 		"ErrLogFormat": {[]string{"--log-format", "xml"}, nil,

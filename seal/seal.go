@@ -6,7 +6,9 @@ package seal
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -90,4 +92,15 @@ func (b *Box) Open(sealed []byte, context string) ([]byte, error) {
 		return nil, ErrOpen
 	}
 	return plain, nil
+}
+
+// DeriveKey returns a 32-byte key for one purpose other than sealing
+// (signing list cursors, say), derived from the master key with
+// HMAC-SHA256, so that every replica holding the master key derives the
+// same key and no purpose's key tells anything of the master key or of
+// another purpose's.
+func DeriveKey(masterKey []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, masterKey)
+	m.Write([]byte("apikeyd derived key\x00" + purpose))
+	return m.Sum(nil)
 }

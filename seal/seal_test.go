@@ -93,3 +93,18 @@ func TestParseKey(t *testing.T) {
 		})
 	}
 }
+
+// TestDeriveKey: one master key and purpose give one key (so replicas
+// agree); another purpose or master key gives another.
+func TestDeriveKey(t *testing.T) {
+	m1, m2 := bytes.Repeat([]byte{1}, KeySize), bytes.Repeat([]byte{2}, KeySize)
+	a := DeriveKey(m1, "list cursors")
+	if len(a) != 32 || !bytes.Equal(a, DeriveKey(m1, "list cursors")) {
+		t.Fatalf("derived %x, not 32 bytes or not stable", a)
+	}
+	for _, other := range [][]byte{DeriveKey(m1, "other"), DeriveKey(m2, "list cursors"), m1} {
+		if bytes.Equal(a, other) {
+			t.Fatalf("derived key %x equals %x", a, other)
+		}
+	}
+}

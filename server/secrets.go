@@ -47,6 +47,10 @@ func loadSecrets(cfg config.Config, log *slog.Logger) (secrets, error) {
 	}
 	key, err := seal.ParseKey(mk)
 	if err != nil {
+		if cfg.MasterKey == "" {
+			return out, fmt.Errorf("master key file %s: %w; restore it from a backup (webhook secrets and undelivered keys are sealed with it)",
+				dataPath(cfg, "master.key"), err)
+		}
 		return out, fmt.Errorf("master key: %w", err)
 	}
 	out.masterKey = key
@@ -54,7 +58,10 @@ func loadSecrets(cfg config.Config, log *slog.Logger) (secrets, error) {
 }
 
 // fileSecret reads a secret from path, or generates it there if the file
-// does not exist.
+// does not exist. The file is written whole or not at all (writeFileAtomic),
+// so a start interrupted by a crash or a full disk leaves no empty or
+// half-written secret behind; one left by an older version is reported
+// with what to do about it.
 func fileSecret(path, what string, log *slog.Logger, generate func() (string, error)) (string, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
@@ -63,7 +70,9 @@ func fileSecret(path, what string, log *slog.Logger, generate func() (string, er
 		}
 		v := strings.TrimSpace(string(b))
 		if v == "" {
-			return "", fmt.Errorf("%s file %s is empty", what, path)
+			return "", fmt.Errorf("%s file %s is empty, probably left by a first start that was interrupted (full disk, crash): "+
+				"if this data directory has never served, delete the file and start again to generate a new one; "+
+				"otherwise restore it from a backup", what, path)
 		}
 		return v, nil
 	}
@@ -74,21 +83,49 @@ func fileSecret(path, what string, log *slog.Logger, generate func() (string, er
 	if err != nil {
 		return "", fmt.Errorf("generate %s: %w", what, err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("create %s file: %w", what, err)
-	}
-	if _, err := f.WriteString(v + "\n"); err != nil {
-		f.Close()
+	if err := writeFileAtomic(path, []byte(v+"\n")); err != nil {
 		return "", fmt.Errorf("write %s file: %w", what, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return "", fmt.Errorf("sync %s file: %w", what, err)
-	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("close %s file: %w", what, err)
 	}
 	log.Info("generated "+what, "path", path)
 	return v, nil
+}
+
+// writeFileAtomic creates path with data and mode 0600, all or nothing: it
+// writes a temporary file in the same directory, syncs it, renames it into
+// place and syncs the directory, so that after a crash path either does
+// not exist or holds all of data. The data directory's lock keeps other
+// processes from racing for path.
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

@@ -81,28 +81,52 @@ type Server struct {
 }
 
 // New opens the store (applying migrations), loads or generates the secrets
-// and builds the service and its API. It does not listen yet. On SQLite it
+// and builds the service and its API. It binds the configured address first
+// (a start that cannot listen fails before it generates any secret) but
+// serves nothing until Start. On SQLite it
 // first locks the data directory, and fails with a *sqlite.LockedError when
 // another process holds it; the lock is held until Shutdown.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	lock, err := lockDataDir(cfg)
 	if err != nil {
-		return nil, err
+		return nil, dataDirError(cfg, err)
 	}
 	defer func() {
 		if err != nil {
 			lock.Unlock()
 		}
 	}()
+	// The address is bound before any secret is generated, so that a first
+	// start that cannot listen leaves no admin token behind that nobody saw
+	// logged by a server that ran.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	defer func() {
+		if err != nil {
+			ln.Close()
+		}
+	}()
+	if err := checkDataDir(cfg); err != nil {
+		return nil, err
+	}
+	// The database before the secrets: a first start that fails in between
+	// leaves a database beside them, not secrets without one (checkDataDir).
+	store, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return nil, dataDirError(cfg, err)
+	}
+	defer func() {
+		if err != nil {
+			store.Close()
+		}
+	}()
 	secrets, err := loadSecrets(cfg, log)
 	if err != nil {
-		return nil, err
+		return nil, dataDirError(cfg, err)
 	}
 	box, err := seal.New(secrets.masterKey)
-	if err != nil {
-		return nil, err
-	}
-	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +135,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	// connection, and reports through apikeyd_cache_staleness_seconds)
 	// reaches the store through m.Store, which counts its failures.
 	counted := m.Store(store)
-	s := &Server{cfg: cfg, log: log, store: store, usage: lastused.New(counted), metrics: m, dirLock: lock}
+	s := &Server{cfg: cfg, log: log, store: store, usage: lastused.New(counted), metrics: m, dirLock: lock, ln: ln}
 	s.usage.OnFlush = s.metrics.LastUsedFlush
 	webhooks := webhook.Policy{Insecure: cfg.InsecureWebhooks}
 	s.index = keycache.New(keycache.Options{Store: counted, Metrics: s.metrics})
@@ -131,7 +155,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		Webhooks:   webhooks,
 	})
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	if cfg.InsecureWebhooks {
@@ -158,6 +181,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		TrustedProxies:    cfg.TrustedProxies,
 		Metrics:           s.metrics,
 		Version:           Version,
+		CursorKey:         seal.DeriveKey(secrets.masterKey, "list cursors"),
 	})
 	// The dashboard (SPEC §11) at /ui/, unless APIKEYD_UI=false.
 	var dashboard http.Handler
@@ -198,11 +222,11 @@ func lockDataDir(cfg config.Config) (*sqlite.DirLock, error) {
 
 // openStore opens PostgreSQL when the config has a database URL, and the
 // SQLite file in the data directory otherwise.
-func openStore(ctx context.Context, cfg config.Config) (apikey.Store, error) {
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (apikey.Store, error) {
 	if cfg.Postgres() {
-		st, err := postgres.Open(ctx, cfg.DatabaseURL)
+		st, err := openPostgres(ctx, cfg, log)
 		if err != nil {
-			return nil, fmt.Errorf("open postgres store: %w", err)
+			return nil, err
 		}
 		return st, nil
 	}
@@ -260,14 +284,10 @@ func (s *Server) loadIndex(ctx context.Context) (string, bool) {
 	}
 }
 
-// Start listens on the configured address and serves in the background.
-// The verification index loads in the background too.
+// Start serves on the address New bound, in the background. The
+// verification index loads in the background too.
 func (s *Server) Start(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
-	}
-	s.ln = ln
+	ln := s.ln
 	jobs, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	s.jobs.Add(1)
@@ -292,7 +312,7 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
-// Addr returns the address the server listens on, once started.
+// Addr returns the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Shutdown stops taking requests, waits for those in flight (until ctx
@@ -301,6 +321,9 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // on SQLite, releases the data directory.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
+	if s.served == nil {
+		s.ln.Close() // never served: http.Shutdown does not know of it
+	}
 	if s.cancel != nil {
 		s.cancel()
 	}

@@ -76,12 +76,24 @@ func (p *problems) name(field, name string) {
 		p.add(field, "must be 1-255 characters")
 	default:
 		for _, r := range name {
-			if unicode.IsControl(r) {
+			switch {
+			case unicode.IsControl(r):
 				p.add(field, "must not contain control characters")
+				return
+			case isBidiControl(r):
+				p.add(field, "must not contain bidirectional control characters (U+202A-U+202E, U+2066-U+2069)")
 				return
 			}
 		}
 	}
+}
+
+// isBidiControl reports the embedding, override and isolate controls,
+// which make a name display as something else than it is (the "Trojan
+// Source" characters): a name in a list, a log or an audit entry must read
+// as what is stored.
+func isBidiControl(r rune) bool {
+	return r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
 }
 
 func (p *problems) identifier(field, s string) {

@@ -6,7 +6,9 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -28,6 +30,17 @@ type Store struct {
 	// Lookups of single keys, the hot path of verification, prepared once
 	// per connection instead of once per call.
 	keyByID, keyByHash *sql.Stmt
+
+	// files are the database file and its WAL as Open found them: SQLite
+	// keeps writing to files that were deleted or replaced under it, and
+	// what it writes there is gone at the next start (checkFiles).
+	files []openedFile
+}
+
+// openedFile is a file of the database and its identity when opened.
+type openedFile struct {
+	path string
+	info os.FileInfo
 }
 
 var _ apikey.Store = (*Store)(nil)
@@ -60,6 +73,13 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{write: write, read: read}
+	for _, p := range []string{path, path + "-wal"} {
+		// The WAL exists once the write connection has opened the database
+		// in WAL mode, and lives until the last connection closes.
+		if info, err := os.Stat(p); err == nil {
+			s.files = append(s.files, openedFile{path: p, info: info})
+		}
+	}
 	if s.keyByID, err = read.PrepareContext(ctx, selectKey+"WHERE id = ?"); err == nil {
 		s.keyByHash, err = read.PrepareContext(ctx, selectKey+"WHERE key_hash = ?")
 	}
@@ -92,21 +112,82 @@ func (s *Store) Close() error {
 	return errors.Join(s.keyByID.Close(), s.keyByHash.Close(), s.read.Close(), s.write.Close())
 }
 
-// Ping reads from the database file, so that it fails when the file cannot
-// be read, not only when the pool is closed.
+// Ping reports whether the store can be read and written: the database
+// file and its WAL are still the ones opened (checkFiles), a read works,
+// and a write does — a rolled-back update, which fails at once when the
+// file is read-only (SQLITE_READONLY), corrupt or on a failing disk. It
+// takes the write connection for a moment.
 func (s *Store) Ping(ctx context.Context) error {
+	if err := s.checkFiles(); err != nil {
+		return err
+	}
 	var n int
 	if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&n); err != nil {
 		return unavailable(fmt.Errorf("sqlite: ping: %w", err))
 	}
+	err := inTx(ctx, s.write, func(t *sql.Tx) error {
+		if _, err := t.ExecContext(ctx, "UPDATE schema_migrations SET version = version"); err != nil {
+			return dbError("sqlite: write probe", err)
+		}
+		return errProbe
+	})
+	if !errors.Is(err, errProbe) {
+		var e *apikey.Error
+		if !errors.As(err, &e) || e.Code != apikey.EUNAVAILABLE {
+			err = unavailable(err)
+		}
+		return err
+	}
 	return nil
 }
 
+// errProbe rolls back Ping's write probe.
+var errProbe = errors.New("write probe: roll back")
+
+// checkFiles reports, as EUNAVAILABLE, a database file or WAL that was
+// deleted or replaced since Open, and a database file that no longer
+// starts as one (truncated, overwritten): SQLite would go on writing to
+// the open files and acknowledge what is lost at the next start.
+func (s *Store) checkFiles() error {
+	for _, f := range s.files {
+		info, err := os.Stat(f.path)
+		if err != nil {
+			return unavailable(fmt.Errorf("sqlite: %s: %w", f.path, err))
+		}
+		if !os.SameFile(info, f.info) {
+			return unavailable(fmt.Errorf("sqlite: %s was replaced by another file since it was opened", f.path))
+		}
+	}
+	if len(s.files) == 0 {
+		return nil
+	}
+	fh, err := os.Open(s.files[0].path)
+	if err != nil {
+		return unavailable(fmt.Errorf("sqlite: %w", err))
+	}
+	defer fh.Close()
+	var header [len(sqliteMagic)]byte
+	if _, err := io.ReadFull(fh, header[:]); err != nil || string(header[:]) != sqliteMagic {
+		return unavailable(fmt.Errorf("sqlite: %s is no longer an SQLite database (truncated or overwritten)", s.files[0].path))
+	}
+	return nil
+}
+
+// sqliteMagic is how every SQLite database file starts.
+const sqliteMagic = "SQLite format 3\x00"
+
 // Update runs fn in a write transaction. SQLite has a single writer, so fn
 // is called exactly once; it must not call Update itself, which would wait
-// for its own connection.
+// for its own connection. The transaction commits only while the files
+// are the ones opened (checkFiles), so that a write to a deleted database
+// is refused rather than acknowledged.
 func (s *Store) Update(ctx context.Context, fn func(tx apikey.Tx) error) error {
-	return inTx(ctx, s.write, func(t *sql.Tx) error { return fn(&tx{t}) })
+	return inTx(ctx, s.write, func(t *sql.Tx) error {
+		if err := fn(&tx{t}); err != nil {
+			return err
+		}
+		return s.checkFiles()
+	})
 }
 
 // inTx runs fn in a transaction of db and commits when fn returns nil. The
@@ -223,7 +304,10 @@ func dbError(op string, err error) error {
 		return &apikey.Error{Code: apikey.ECONFLICT, Message: "already exists", Err: err}
 	}
 	switch se.Code() & 0xff { // the primary result code
-	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL:
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL,
+		// A store that cannot be written, or read as a database, is as
+		// unavailable as one that does not answer: 503, never a 500.
+		sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_PERM:
 		return unavailable(err)
 	}
 	return err

@@ -92,6 +92,9 @@ func controlPublic(network, address string, _ syscall.RawConn) error {
 	if !PublicAddr(ap.Addr()) {
 		return refuse("address " + ap.Addr().String() + " is not public")
 	}
+	if ap.Port() == 0 {
+		return refuse("port 0 is not a port to connect to")
+	}
 	return nil
 }
 

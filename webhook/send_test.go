@@ -200,6 +200,8 @@ func TestControlPublic(t *testing.T) {
 		"127.0.0.1:443": false, "[::1]:443": false, "10.1.2.3:443": false, "192.168.0.1:443": false,
 		"172.16.0.1:443": false, "169.254.169.254:80": false, "[fe80::1]:443": false, "[fc00::1]:443": false,
 		"[::ffff:10.0.0.1]:443": false, "0.0.0.0:443": false, "not-an-address": false,
+		"[::127.0.0.1]:443": false, "[::ffff:0:7f00:1]:443": false, "[2002:7f00:1::1]:443": false,
+		"[64:ff9b::a00:1]:443": false, "[3fff::1]:443": false, "[5f00::1]:443": false, "93.184.215.14:0": false,
 	} {
 		err := controlPublic("tcp", addr, nil)
 		if (err == nil) != ok {

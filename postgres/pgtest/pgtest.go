@@ -21,6 +21,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -53,10 +54,18 @@ func URL(t testing.TB) string {
 	case required:
 		t.Fatalf("%s is not set, and CI=true: PostgreSQL tests must run in CI (see .ci/run)", EnvURL)
 	default:
+		skipNotice.Do(func() {
+			fmt.Fprintf(os.Stderr, "pgtest: PostgreSQL tests of this package skipped: %s is not set "+
+				"(set it to a postgres:// URL to run them; CI=true makes its absence a failure)\n", EnvURL)
+		})
 		t.Skipf("PostgreSQL tests skipped: %s is not set", EnvURL)
 	}
 	return ""
 }
+
+// skipNotice says once per test process that the PostgreSQL tests were
+// skipped and why, where each skip alone is visible only with -v.
+var skipNotice sync.Once
 
 // Schema creates an empty schema in the test database and returns a URL
 // whose connections create and find tables there (search_path). The schema
