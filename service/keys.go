@@ -105,11 +105,10 @@ func (s *Service) Create(ctx context.Context, p apikey.Principal, in CreateInput
 	if err != nil {
 		return nil, err
 	}
-	err = s.update(ctx, func(tx apikey.Tx, changed func(*apikey.Key)) error {
+	err = s.update(ctx, func(tx *writeTx) error {
 		if err := tx.InsertKey(ctx, k); err != nil {
 			return err
 		}
-		changed(k)
 		return tx.InsertAuditEvent(ctx, ev)
 	})
 	if err != nil {

@@ -46,7 +46,7 @@ func (s *Service) Patch(ctx context.Context, p apikey.Principal, id string, in P
 	}
 
 	var out *Patched
-	err := s.update(ctx, func(tx apikey.Tx, changed func(*apikey.Key)) error {
+	err := s.update(ctx, func(tx *writeTx) error {
 		k, err := s.visibleKey(ctx, p, id, tx.KeyForUpdate)
 		if err != nil {
 			return err
@@ -69,7 +69,6 @@ func (s *Service) Patch(ctx context.Context, p apikey.Principal, id string, in P
 		if err := tx.UpdateKey(ctx, k); err != nil {
 			return err
 		}
-		changed(k)
 		ev, err := s.event(p.Actor(), k, apikey.ActionUpdated, now, details)
 		if err != nil {
 			return err
@@ -166,7 +165,7 @@ func (s *Service) Revoke(ctx context.Context, p apikey.Principal, id string) err
 		return errNoWrite
 	}
 	now := s.now()
-	return s.update(ctx, func(tx apikey.Tx, changed func(*apikey.Key)) error {
+	return s.update(ctx, func(tx *writeTx) error {
 		k, err := s.visibleKey(ctx, p, id, tx.KeyForUpdate)
 		if err != nil || !k.RevokedAt.IsZero() {
 			return err
@@ -182,7 +181,6 @@ func (s *Service) Revoke(ctx context.Context, p apikey.Principal, id string) err
 		if err := tx.UpdateKey(ctx, k); err != nil {
 			return err
 		}
-		changed(k)
 		ev, err := s.event(p.Actor(), k, apikey.ActionRevoked, now, details)
 		if err != nil {
 			return err
@@ -210,7 +208,7 @@ func (s *Service) Rotate(ctx context.Context, p apikey.Principal, id string, gra
 	}
 	now := s.now()
 	var out *Rotated
-	err := s.update(ctx, func(tx apikey.Tx, changed func(*apikey.Key)) error {
+	err := s.update(ctx, func(tx *writeTx) error {
 		old, err := s.visibleKey(ctx, p, id, tx.KeyForUpdate)
 		if err != nil {
 			return err
@@ -229,8 +227,6 @@ func (s *Service) Rotate(ctx context.Context, p apikey.Principal, id string, gra
 		if err != nil {
 			return err
 		}
-		changed(out.Old)
-		changed(out.New)
 		return nil
 	})
 	return out, err
