@@ -66,7 +66,17 @@ func (p Principal) SeesRecord(r *Record) bool {
 }
 
 // Covers reports whether the principal holds every one of scopes, so that
-// creating, changing or rotating a key with them is no escalation.
+// creating, changing or rotating a key with them is no escalation. As in
+// Allows, api-keys:write includes api-keys:read: a key that may write keys
+// may issue one that only reads them.
 func (p Principal) Covers(scopes []string) bool {
-	return p.Admin || ScopesCover(p.Scopes, scopes)
+	if p.Admin {
+		return true
+	}
+	for _, s := range scopes {
+		if !p.Allows(s) {
+			return false
+		}
+	}
+	return true
 }

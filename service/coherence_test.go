@@ -128,15 +128,15 @@ func runCoherence(t *testing.T, st coherenceStore, seed uint64, steps int) {
 			switch rng.IntN(3) {
 			case 0:
 				s := scopeSets[rng.IntN(len(scopeSets))]
-				in.Scopes = &s
+				in.Scopes = apikey.Some(s)
 			case 1:
-				in.ExpiresAt = service.Nullable[time.Time]{Set: true}
+				in.ExpiresAt = apikey.Null[time.Time]()
 				if rng.IntN(2) == 0 {
-					in.ExpiresAt = service.Nullable[time.Time]{Set: true, Valid: true, Value: clk.now().Add(time.Duration(1+rng.IntN(48)) * time.Hour)}
+					in.ExpiresAt = apikey.Some(clk.now().Add(time.Duration(1+rng.IntN(48)) * time.Hour))
 				}
 			case 2:
 				name := fmt.Sprint("renamed", step)
-				in.Name = &name
+				in.Name = apikey.Some(name)
 			}
 			_, err = svc.Patch(ctx, admin, id, in)
 			what = "patch " + id

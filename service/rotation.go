@@ -134,11 +134,7 @@ func (s *Service) claim(ctx context.Context, tx *writeTx, old *apikey.Key, now t
 	details := createdDetails(nk)
 	details["replaces_key_id"] = old.ID
 	details["webhook_id"] = id
-	ev, err := s.event(apikey.SystemActor, nk, apikey.ActionCreated, now, details)
-	if err != nil {
-		return err
-	}
-	return tx.InsertAuditEvent(ctx, ev)
+	return tx.audit(ctx, apikey.SystemActor, apikey.ActionCreated, nk, now, details)
 }
 
 // Sender delivers a signed message to a webhook target; webhook.Client is
@@ -331,11 +327,7 @@ func (s *Service) inherit(ctx context.Context, tx *writeTx, nk, old *apikey.Key,
 	details := createdDetails(nk)
 	delete(details, "key_prefix")
 	details["inherited_from_key_id"] = old.ID
-	ev, err := s.event(apikey.SystemActor, nk, apikey.ActionUpdated, now, details)
-	if err != nil {
-		return err
-	}
-	return tx.InsertAuditEvent(ctx, ev)
+	return tx.audit(ctx, apikey.SystemActor, apikey.ActionUpdated, nk, now, details)
 }
 
 // rotatedPayload is the body of a rotation webhook, SPEC §6.
@@ -506,11 +498,7 @@ func (s *Service) delivered(ctx context.Context, tx *writeTx, d *apikey.Delivery
 	} else {
 		details["old_key_unchanged"] = "the key was " + string(old.Status(now)) + " during delivery"
 	}
-	ev, err := s.event(apikey.SystemActor, old, apikey.ActionRotated, now, details)
-	if err != nil {
-		return Finished{}, err
-	}
-	if err := tx.InsertAuditEvent(ctx, ev); err != nil {
+	if err := tx.audit(ctx, apikey.SystemActor, apikey.ActionRotated, old, now, details); err != nil {
 		return Finished{}, err
 	}
 	return Finished{DeliveryID: d.ID, KeyID: old.ID, Outcome: OutcomeDelivered, Attempts: d.Attempts}, nil
@@ -540,13 +528,10 @@ func (s *Service) abandon(ctx context.Context, tx *writeTx, d *apikey.Delivery, 
 		if err := tx.UpdateKey(ctx, nk); err != nil {
 			return Finished{}, err
 		}
-		ev, err := s.event(apikey.SystemActor, nk, apikey.ActionRevoked, now, map[string]any{
+		err := tx.audit(ctx, apikey.SystemActor, apikey.ActionRevoked, nk, now, map[string]any{
 			"reason": "scheduled rotation abandoned", "webhook_id": d.ID,
 		})
 		if err != nil {
-			return Finished{}, err
-		}
-		if err := tx.InsertAuditEvent(ctx, ev); err != nil {
 			return Finished{}, err
 		}
 	}
@@ -559,11 +544,7 @@ func (s *Service) abandon(ctx context.Context, tx *writeTx, d *apikey.Delivery, 
 		}
 		details["next_rotation_at"] = old.NextRotationAt
 	}
-	ev, err := s.event(apikey.SystemActor, old, apikey.ActionRotationFailed, now, details)
-	if err != nil {
-		return Finished{}, err
-	}
-	if err := tx.InsertAuditEvent(ctx, ev); err != nil {
+	if err := tx.audit(ctx, apikey.SystemActor, apikey.ActionRotationFailed, old, now, details); err != nil {
 		return Finished{}, err
 	}
 	return Finished{DeliveryID: d.ID, KeyID: old.ID, Outcome: OutcomeAbandoned, Attempts: d.Attempts, Reason: why}, nil

@@ -86,3 +86,30 @@ func (s *Service) update(ctx context.Context, fn func(tx *writeTx) error) error 
 	}
 	return nil
 }
+
+// audit writes, in the transaction, the event of action on k by actor at
+// now. Every mutation's event goes through here. Its details are the given
+// ones (nil for none) plus "before" and "after": the values of the fields
+// that the change made differ (apikey.Diff), against the key as this
+// transaction first read it; for a key it inserted, "before" is empty and
+// "after" holds every field that is set.
+func (t *writeTx) audit(ctx context.Context, actor apikey.Actor, action string, k *apikey.Key, now time.Time, details map[string]any) error {
+	id, err := apikey.NewID(apikey.IDKindEvent)
+	if err != nil {
+		return apikey.Internal(err)
+	}
+	if details == nil {
+		details = map[string]any{}
+	}
+	details["before"], details["after"] = apikey.Diff(t.read[k.ID], k)
+	return t.InsertAuditEvent(ctx, &apikey.AuditEvent{
+		ID:            id,
+		ProjectID:     k.ProjectID,
+		EnvironmentID: k.EnvironmentID,
+		KeyID:         k.ID,
+		Action:        action,
+		Actor:         actor,
+		Details:       details,
+		CreatedAt:     now,
+	})
+}
