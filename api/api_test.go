@@ -21,6 +21,7 @@ import (
 	"github.com/apikeyd/apikeyd/lastused"
 	"github.com/apikeyd/apikeyd/logging"
 	"github.com/apikeyd/apikeyd/metrics"
+	"github.com/apikeyd/apikeyd/observe"
 	"github.com/apikeyd/apikeyd/seal"
 	"github.com/apikeyd/apikeyd/service"
 	"github.com/apikeyd/apikeyd/sqlite"
@@ -47,6 +48,13 @@ func newTestAPI(tb testing.TB, log *slog.Logger) *API {
 		tb.Fatal(err)
 	}
 	return New(Options{Service: svc, Logger: log, Metrics: metrics.New(), Ready: svc.Ready, AuthFailureBurst: 1 << 20})
+}
+
+// observed returns a's handler as the server mounts it: wearing the
+// observation middleware (request IDs, metrics, request log lines), with
+// a's logger and metrics.
+func observed(a *API) http.Handler {
+	return observe.Middleware(observe.Options{Logger: a.log, Metrics: a.metrics, TrustedProxies: a.trusted, Secret: a.svc.IsAdminToken})(a)
 }
 
 // TestRoutesMatchOpenAPI fails when a route is served that /openapi.json
@@ -179,7 +187,7 @@ func TestRequestID(t *testing.T) {
 				req.Header.Set("X-Request-Id", tc.in)
 			}
 			rec := httptest.NewRecorder()
-			a.ServeHTTP(rec, req)
+			observed(a).ServeHTTP(rec, req)
 			got := rec.Header().Get("X-Request-Id")
 			if tc.kept && got != tc.in {
 				t.Fatalf("X-Request-Id %q, want %q kept", got, tc.in)
@@ -240,7 +248,7 @@ func serve(a *API, method, target, token, body string, header ...string) *httpte
 		req.Header.Set(header[i], header[i+1])
 	}
 	rec := httptest.NewRecorder()
-	a.ServeHTTP(rec, req)
+	observed(a).ServeHTTP(rec, req)
 	return rec
 }
 
@@ -301,7 +309,7 @@ func TestRequestLog(t *testing.T) {
 	}
 }
 
-// BenchmarkRequestOverhead measures what ServeHTTP adds around a route
+// BenchmarkRequestOverhead measures what observation adds around a route
 // (request ID, context record, status capture, metrics, one log line):
 // MuxOnly is the route alone, NoLog adds everything but the log line,
 // JSONBuffered logs as the serve command does (JSON through logging's
@@ -321,15 +329,15 @@ func BenchmarkRequestOverhead(b *testing.B) {
 		})
 	}
 	b.Run("MuxOnly", func(b *testing.B) { run(b, newTestAPI(b, nil).mux) })
-	b.Run("NoLog", func(b *testing.B) { run(b, newTestAPI(b, slog.New(slog.DiscardHandler))) })
+	b.Run("NoLog", func(b *testing.B) { run(b, observed(newTestAPI(b, slog.New(slog.DiscardHandler)))) })
 	b.Run("JSONBuffered", func(b *testing.B) {
-		run(b, newTestAPI(b, logging.New(newBenchWriter(b, true), "json", "info")))
+		run(b, observed(newTestAPI(b, logging.New(newBenchWriter(b, true), "json", "info"))))
 	})
 	b.Run("JSONUnbuffered", func(b *testing.B) {
-		run(b, newTestAPI(b, logging.New(newBenchWriter(b, false), "json", "info")))
+		run(b, observed(newTestAPI(b, logging.New(newBenchWriter(b, false), "json", "info"))))
 	})
 	b.Run("SlogJSONBuffered", func(b *testing.B) { // slog's own JSONHandler, for comparison
-		run(b, newTestAPI(b, slog.New(slog.NewJSONHandler(newBenchWriter(b, true), nil))))
+		run(b, observed(newTestAPI(b, slog.New(slog.NewJSONHandler(newBenchWriter(b, true), nil)))))
 	})
 }
 
@@ -369,6 +377,7 @@ func BenchmarkVerify(b *testing.B) {
 				b.Fatal(err)
 			}
 			a := New(Options{Service: svc, Logger: tc.log(b), Metrics: metrics.New(), Ready: svc.Ready})
+			h := observed(a)
 			verifier, err := svc.Create(b.Context(), apikey.AdminPrincipal, service.CreateInput{ProjectID: "acme", Name: "v", Scopes: []string{apikey.ScopeVerify}})
 			if err != nil {
 				b.Fatal(err)
@@ -389,7 +398,7 @@ func BenchmarkVerify(b *testing.B) {
 				for pb.Next() {
 					clear(w.h)
 					rd.Reset(body)
-					a.ServeHTTP(w, req)
+					h.ServeHTTP(w, req)
 				}
 			})
 		})
@@ -413,32 +422,4 @@ func newBenchWriter(b *testing.B, buffered bool) io.Writer {
 	w := logging.NewWriter(f, logging.FlushInterval, logging.MaxPending)
 	b.Cleanup(func() { w.Close() })
 	return w
-}
-
-// TestRequestIDsUnique draws request IDs from several goroutines at once:
-// every one is 32 hex digits, sane by the API's own rule (so that a proxy
-// passing it back is believed), and none repeats.
-func TestRequestIDsUnique(t *testing.T) {
-	const workers, each = 8, 5000
-	ids := make(chan string, workers*each)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for range each {
-				ids <- newRequestID()
-			}
-		})
-	}
-	wg.Wait()
-	close(ids)
-	seen := make(map[string]bool, workers*each)
-	for id := range ids {
-		if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" || !saneRequestID(id) {
-			t.Fatalf("request ID %q is not 32 hex digits", id)
-		}
-		if seen[id] {
-			t.Fatalf("request ID %q issued twice", id)
-		}
-		seen[id] = true
-	}
 }

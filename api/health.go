@@ -5,8 +5,6 @@ import (
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
-
-	"github.com/apikeyd/apikeyd/metrics"
 )
 
 type statusBody struct {
@@ -61,19 +59,5 @@ func (a *API) healthRoutes() {
 		Summary: "OpenAPI document", Description: "The OpenAPI 3.1 description of this API.",
 	}, func(context.Context, *struct{}) (*openAPIOutput, error) {
 		return &openAPIOutput{Body: openAPIDocument{a.huma.OpenAPI()}}, nil
-	})
-}
-
-// metricsRoute serves Prometheus metrics. The handler is promhttp's own, so
-// the operation is added to the OpenAPI document by hand.
-func (a *API) metricsRoute(m *metrics.Metrics) {
-	a.mux.Handle("GET /metrics", m.Handler())
-	a.huma.OpenAPI().AddOperation(&huma.Operation{
-		OperationID: "metrics", Method: http.MethodGet, Path: "/metrics", Tags: []string{"Operations"},
-		Summary: "Prometheus metrics", Description: "Metrics in the Prometheus text exposition format.",
-		Responses: map[string]*huma.Response{"200": {
-			Description: "Metrics",
-			Content:     map[string]*huma.MediaType{"text/plain; version=0.0.4": {Schema: &huma.Schema{Type: huma.TypeString}}},
-		}},
 	})
 }

@@ -1,13 +1,13 @@
 package api
 
 import (
-	"net"
 	"net/http"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/apikeyd/apikeyd/observe"
 )
 
 // failureLimiter slows down clients that fail authentication again and
@@ -144,9 +144,9 @@ func (l *failureLimiter) evict(now time.Time) {
 }
 
 // clientAddr decides which bucket of the failure limiter a request counts
-// against: its client's address (see clientIP), IPv6 grouped by /64.
+// against: its client's address (see observe.ClientIP), IPv6 grouped by /64.
 func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
-	addr := clientIP(r, trusted)
+	addr := observe.ClientIP(r, trusted)
 	if addr.Is6() {
 		p, _ := addr.Prefix(64)
 		return p.Addr()
@@ -154,41 +154,25 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	return addr
 }
 
-// clientIP decides the address a request comes from: the peer, or, when
-// the peer is a trusted proxy, the last address in X-Forwarded-For that is
-// not itself a trusted proxy. It is the invalid Addr when the peer address
-// cannot be parsed.
-func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
+// AuthFailures is the API's failure limiter as other handlers of the same
+// server use it — the dashboard's sign-in — so that a client's failed
+// authentications count in one place whichever door they knock on.
+type AuthFailures struct{ a *API }
+
+// AuthFailures returns the API's failure limiter for other handlers.
+func (a *API) AuthFailures() AuthFailures { return AuthFailures{a} }
+
+// Blocked reports whether r's client has no attempt left, and how long it
+// must wait if so.
+func (f AuthFailures) Blocked(r *http.Request) (time.Duration, bool) {
+	if !f.a.limiter.active() {
+		return 0, false
 	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Addr{}
-	}
-	addr = addr.Unmap()
-	if isTrusted(addr, trusted) {
-		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-		for i := len(hops) - 1; i >= 0; i-- {
-			hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-			if err != nil {
-				break
-			}
-			addr = hop.Unmap()
-			if !isTrusted(addr, trusted) {
-				break
-			}
-		}
-	}
-	return addr
+	return f.a.limiter.blocked(clientAddr(r, f.a.trusted))
 }
 
-func isTrusted(addr netip.Addr, trusted []netip.Prefix) bool {
-	for _, p := range trusted {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
+// Fail counts a failed authentication of r's client. ok is false when the
+// client had no attempt left; wait then says how long it must wait.
+func (f AuthFailures) Fail(r *http.Request) (wait time.Duration, ok bool) {
+	return f.a.limiter.fail(clientAddr(r, f.a.trusted))
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/danielgtaylor/huma/v2"
+
 	"github.com/apikeyd/apikeyd/apikey"
 	"github.com/apikeyd/apikeyd/keycache"
 	"github.com/apikeyd/apikeyd/seal"
@@ -66,7 +68,7 @@ func newFixture(t *testing.T, burst int) *fixture {
 		t.Fatal(err)
 	}
 	a := New(Options{Service: svc, AuthFailureBurst: burst})
-	srv := httptest.NewServer(a)
+	srv := httptest.NewServer(observed(a))
 	t.Cleanup(srv.Close)
 	return &fixture{api: a, svc: svc, store: fs, url: srv.URL, admin: adminToken}
 }
@@ -218,6 +220,34 @@ func TestAppendVerdict(t *testing.T) {
 	}
 }
 
+// parseVerify is the strict reference parseFast is checked against: what
+// huma does with the operation's body, with the operation's own schema.
+func parseVerify(a *API, body []byte) (service.VerifyInput, error) {
+	if len(body) == 0 {
+		return service.VerifyInput{}, newHumaError(http.StatusBadRequest, "request body is required")
+	}
+	var parsed any
+	if err := decodeJSON(body, &parsed); err != nil {
+		return service.VerifyInput{}, newHumaError(http.StatusBadRequest, "validation failed",
+			&huma.ErrorDetail{Location: "body", Message: err.Error()})
+	}
+	oapi := a.huma.OpenAPI()
+	schema := oapi.Paths["/v1/api-keys/verify"].Post.RequestBody.Content["application/json"].Schema
+	res := &huma.ValidateResult{}
+	pb := huma.NewPathBuffer(make([]byte, 0, 64), 0)
+	pb.Push("body")
+	huma.Validate(oapi.Components.Schemas, schema, pb, huma.ModeWriteToServer, parsed, res)
+	if len(res.Errors) > 0 {
+		return service.VerifyInput{}, newHumaError(http.StatusUnprocessableEntity, "validation failed", res.Errors...)
+	}
+	var in verifyInput
+	if err := decodeJSON(body, &in.Body); err != nil {
+		return service.VerifyInput{}, newHumaError(http.StatusBadRequest, "validation failed",
+			&huma.ErrorDetail{Location: "body", Message: err.Error()})
+	}
+	return service.VerifyInput{Key: in.Body.Key, Scopes: in.Body.Scopes, EnvironmentID: in.Body.EnvironmentID}, nil
+}
+
 // checkParsers fails if parseFast takes a body that the strict decoder
 // reads differently or rejects.
 func checkParsers(t *testing.T, a *API, body []byte) {
@@ -226,7 +256,7 @@ func checkParsers(t *testing.T, a *API, body []byte) {
 	if !ok {
 		return
 	}
-	strict, err := a.parseVerify(body)
+	strict, err := parseVerify(a, body)
 	if err != nil {
 		t.Fatalf("parseFast took %q, which the strict decoder rejects: %v", body, err)
 	}
@@ -406,8 +436,9 @@ func (d *discard) Header() http.Header         { return d.h }
 func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
 func (d *discard) WriteHeader(int)             {}
 
-// BenchmarkServeVerify is the verify handler alone, without net/http
-// around it: authentication, body, decoding, verdict, answer.
+// BenchmarkServeVerify is the API's handler alone, without net/http or
+// observation around it: routing, authentication, body, decoding,
+// verdict, answer.
 func BenchmarkServeVerify(b *testing.B) {
 	st, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "apikeyd.db"))
 	if err != nil {
@@ -435,11 +466,10 @@ func BenchmarkServeVerify(b *testing.B) {
 	rd := bytes.NewReader(body)
 	req.Body = io.NopCloser(rd)
 	w := &discard{h: http.Header{}}
-	var ri requestInfo
 	b.ReportAllocs()
 	for b.Loop() {
 		rd.Reset(body)
 		clear(w.h)
-		a.verify(w, req, &ri)
+		a.ServeHTTP(w, req)
 	}
 }

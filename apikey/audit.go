@@ -14,15 +14,19 @@ const (
 
 // Actor types.
 const (
-	ActorAdmin  = "admin"
-	ActorAPIKey = "api_key"
-	ActorSystem = "system"
+	ActorAdmin   = "admin"
+	ActorRootKey = "root_key"
+	ActorAPIKey  = "api_key"
+	ActorSystem  = "system"
 )
 
-// Actor is who caused an audit event.
+// Actor is who caused an audit event (SPEC §8: type, key_id, name).
 type Actor struct {
-	Type  string // ActorAdmin, ActorAPIKey or ActorSystem
-	KeyID string // the acting key, for ActorAPIKey
+	Type  string // ActorAdmin, ActorRootKey, ActorAPIKey or ActorSystem
+	KeyID string // the acting key, for ActorRootKey and ActorAPIKey
+	// Name is the acting key's name when it acted, so that the log says
+	// who acted even after a rename.
+	Name string
 }
 
 // SystemActor is the actor of scheduled work.

@@ -14,6 +14,8 @@ import (
 // back empty but non-nil. Details round-trip as JSON does: numbers come back
 // as float64 and times as RFC 3339 strings.
 type Store interface {
+	RootKeyStore
+
 	// Key returns the key with the given ID, or ENOTFOUND.
 	Key(ctx context.Context, id string) (*Key, error)
 	// KeyByHash returns the key whose plaintext hashes to h, or ENOTFOUND.
@@ -24,7 +26,8 @@ type Store interface {
 	// ExpiringKeys lists keys that are usable at f.Now and expire no later
 	// than f.Before, soonest first (expires_at, then ID, ascending).
 	ExpiringKeys(ctx context.Context, f ExpiringFilter) ([]*Key, error)
-	// AuditEvents lists a project's audit events newest first.
+	// AuditEvents lists a project's audit events (or, with f.NoProject,
+	// those of no project) newest first.
 	AuditEvents(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)
 	// ScanKeys calls fn once for every key, reading in pages so that memory
 	// stays flat however many keys there are. Keys come in no particular
@@ -83,6 +86,8 @@ type Store interface {
 
 // Tx is the write side of a store, valid inside Store.Update only.
 type Tx interface {
+	RootKeyTx
+
 	// KeyForUpdate returns the key with the given ID and locks it until the
 	// transaction ends, so that concurrent changes to one key are serialised.
 	// ENOTFOUND if there is none.
@@ -185,7 +190,10 @@ type ExpiringFilter struct {
 
 // AuditFilter selects events for Store.AuditEvents.
 type AuditFilter struct {
-	ProjectID     string // required
+	ProjectID string // required unless NoProject
+	// NoProject selects the events that belong to no project (the changes
+	// to root keys) instead of a project's; ProjectID is then empty.
+	NoProject     bool
 	EnvironmentID string
 	KeyID         string
 	Action        string
@@ -197,4 +205,58 @@ type AuditFilter struct {
 type KeyUse struct {
 	KeyID string
 	At    time.Time
+}
+
+// RootKeyStore is the part of Store that keeps root keys (SPEC §8). Root
+// keys live beside keys, in a table of their own, and follow the same
+// rules: only hashes are stored, Version counts changes, and replicas learn
+// of changes through RootKeyChanges. A nil ProjectIDs (every project)
+// comes back nil and an empty one empty; nil Permissions come back empty.
+type RootKeyStore interface {
+	// RootKey returns the root key with the given ID, or ENOTFOUND.
+	RootKey(ctx context.Context, id string) (*RootKey, error)
+	// RootKeyByHash returns the root key whose plaintext hashes to h, or
+	// ENOTFOUND.
+	RootKeyByHash(ctx context.Context, h Hash) (*RootKey, error)
+	// RootKeys lists root keys newest first (created_at, then ID,
+	// descending), starting after f.After.
+	RootKeys(ctx context.Context, f RootKeyFilter) ([]*RootKey, error)
+	// ScanRootKeys calls fn once for every root key, in no particular
+	// order; as ScanKeys, fn must not keep rk, and its error stops the
+	// scan and is returned.
+	ScanRootKeys(ctx context.Context, fn func(rk *RootKey) error) error
+	// RootKeyChanges is KeyChanges for root keys. Positions are shared
+	// with KeyChanges: a position either returns may be given to either,
+	// so a follower that asks both from one position and goes on from the
+	// position the first call returned misses nothing. EINVALID if since
+	// is not a position of this store.
+	RootKeyChanges(ctx context.Context, since string, fn func(rk *RootKey) error) (next string, err error)
+	// TouchRootKeys records when root keys were last used, as TouchKeys
+	// does for keys: only forward, unknown IDs ignored, Version unchanged.
+	TouchRootKeys(ctx context.Context, uses []KeyUse) error
+}
+
+// RootKeyTx is the write side of RootKeyStore, valid inside Store.Update.
+type RootKeyTx interface {
+	// RootKeyForUpdate returns the root key with the given ID and locks it
+	// until the transaction ends. ENOTFOUND if there is none.
+	RootKeyForUpdate(ctx context.Context, id string) (*RootKey, error)
+	// InsertRootKey stores a new root key and sets rk.Version to 1.
+	// ECONFLICT if its ID or hash exists already.
+	InsertRootKey(ctx context.Context, rk *RootKey) error
+	// UpdateRootKey writes every mutable field of rk — name, permissions,
+	// project_ids, expires_at, updated_at, revoked_at, replaced_by_key_id,
+	// grace_expires_at and replaces_key_id — and increments rk.Version. ID,
+	// prefix, hash, created_at, created_by and last_used_at never change.
+	// ENOTFOUND if the root key does not exist; ECONFLICT if its stored
+	// version is not rk.Version.
+	UpdateRootKey(ctx context.Context, rk *RootKey) error
+}
+
+// RootKeyFilter selects root keys for RootKeyStore.RootKeys.
+type RootKeyFilter struct {
+	Status Status    // empty for every status; decided at Now
+	Now    time.Time // required when Status is set
+	After  *Cursor
+	Limit  int // > 0; callers cap it
 }

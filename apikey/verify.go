@@ -36,6 +36,11 @@ type Record struct {
 	Replaced       bool
 	GraceExpiresAt time.Time
 	Version        int64
+	// Root marks the record of a root key (RootKey.Record): its Scopes are
+	// its permissions, ProjectIDs its projects (nil: every project), and
+	// ProjectID and EnvironmentID are empty. Check never finds it valid.
+	Root       bool
+	ProjectIDs []string
 }
 
 // Check decides the verdict on the key at now, for a caller that needs every
@@ -43,6 +48,8 @@ type Record struct {
 // environment. A key bound to no environment does not match a named one.
 func (r *Record) Check(now time.Time, want []string, environment string) VerifyCode {
 	switch {
+	case r.Root:
+		return CodeNotFound
 	case !r.RevokedAt.IsZero():
 		return CodeRevoked
 	case !r.ExpiresAt.IsZero() && !now.Before(r.ExpiresAt):
@@ -78,5 +85,8 @@ func (r *Record) Final(now time.Time) bool {
 
 // Principal returns the principal a usable key acts as.
 func (r *Record) Principal() Principal {
-	return Principal{KeyID: r.ID, ProjectID: r.ProjectID, EnvironmentID: r.EnvironmentID, Scopes: r.Scopes}
+	if r.Root {
+		return Principal{Root: true, KeyID: r.ID, Name: r.Name, ProjectIDs: r.ProjectIDs, Scopes: r.Scopes}
+	}
+	return Principal{KeyID: r.ID, Name: r.Name, ProjectID: r.ProjectID, EnvironmentID: r.EnvironmentID, Scopes: r.Scopes}
 }

@@ -51,6 +51,9 @@ type Config struct {
 
 	LogFormat string
 	LogLevel  string
+
+	// UI serves the dashboard at /ui/.
+	UI bool
 }
 
 // Postgres reports whether the config selects PostgreSQL over SQLite.
@@ -168,10 +171,13 @@ var Settings = []Setting{
 			return nil
 		}},
 	{Flag: "key-prefix", Env: "APIKEYD_KEY_PREFIX", Default: "sk", Usage: "first part of every issued key",
-		accepts: "1-8 characters of A-Z a-z 0-9, with optional inner underscores",
+		accepts: "1-8 characters of A-Z a-z 0-9, with optional inner underscores; not `apikeyd` (root keys)",
 		set: func(c *Config, v string) error {
 			if !apikey.ValidKeyPrefix(v) {
 				return fmt.Errorf("must be 1-8 characters of A-Z a-z 0-9 with optional inner underscores, got %q", v)
+			}
+			if v == apikey.RootKeyPrefix {
+				return fmt.Errorf("must not be %q: that prefix is reserved for root keys, so that a root key can never be taken for a customer's key", v)
 			}
 			c.KeyPrefix = v
 			return nil
@@ -216,6 +222,16 @@ var Settings = []Setting{
 				}
 				c.TrustedProxies = append(c.TrustedProxies, p.Masked())
 			}
+			return nil
+		}},
+	{Flag: "ui", Env: "APIKEYD_UI", Default: "true", Usage: "serve the dashboard at /ui/",
+		accepts: "`true` or `false` (also `1`, `0`, `t`, `f`)",
+		set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return errors.New("must be true or false")
+			}
+			c.UI = b
 			return nil
 		}},
 	choiceSetting(Setting{Flag: "log-format", Env: "APIKEYD_LOG_FORMAT", Default: "text", Usage: "log format"},

@@ -57,6 +57,18 @@ func TestLoadPrecedence(t *testing.T) {
 			t.Fatalf("%+v, %v", c, err)
 		}
 	})
+	t.Run("OK/uiByDefault", func(t *testing.T) {
+		c, err := load(t, nil, nil)
+		if err != nil || !c.UI {
+			t.Fatalf("%+v, %v", c, err)
+		}
+	})
+	t.Run("OK/uiOff", func(t *testing.T) {
+		c, err := load(t, nil, map[string]string{"APIKEYD_UI": "false"})
+		if err != nil || c.UI {
+			t.Fatalf("%+v, %v", c, err)
+		}
+	})
 	t.Run("OK/secretFromFile", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "token")
 		if err := os.WriteFile(path, []byte("a-long-enough-admin-token\n"), 0o600); err != nil {
@@ -113,6 +125,8 @@ func TestLoadErr(t *testing.T) {
 			[]string{"APIKEYD_INSECURE_WEBHOOKS (from APIKEYD_INSECURE_WEBHOOKS): must be true or false"}},
 		"ErrPrefix": {[]string{"--key-prefix", "has space"}, nil,
 			[]string{`APIKEYD_KEY_PREFIX (from --key-prefix): must be 1-8 characters of A-Z a-z 0-9 with optional inner underscores, got "has space"`}},
+		"ErrRootKeyPrefix": {nil, map[string]string{"APIKEYD_KEY_PREFIX": "apikeyd"},
+			[]string{`APIKEYD_KEY_PREFIX (from APIKEYD_KEY_PREFIX): must not be "apikeyd": that prefix is reserved for root keys, so that a root key can never be taken for a customer's key`}},
 		"ErrMasterKey": {nil, map[string]string{"APIKEYD_MASTER_KEY": "c2hvcnQ="},
 			[]string{"APIKEYD_MASTER_KEY (from APIKEYD_MASTER_KEY): must decode to 32 bytes, got 5 (want the base64 of 32 random bytes, e.g. `openssl rand -base64 32`)"}},
 		"ErrAdminTokenShort": {[]string{"--admin-token", "short"}, nil,

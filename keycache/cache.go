@@ -20,6 +20,7 @@ type Store interface {
 	KeyByHash(ctx context.Context, h apikey.Hash) (*apikey.Key, error)
 	// ScanKeys calls fn for every key.
 	ScanKeys(ctx context.Context, fn func(k *apikey.Key) error) error
+	RootStore
 }
 
 // DefaultNegativeSize is how many unknown hashes the index remembers when
@@ -29,9 +30,9 @@ const DefaultNegativeSize = 100_000
 // Options configure a Cache.
 type Options struct {
 	Store Store
-	// NegativeSize bounds the unknown hashes remembered; beyond it, a
-	// random one is forgotten for each new one. Zero means
-	// DefaultNegativeSize.
+	// NegativeSize bounds the unknown hashes remembered, for keys and for
+	// root keys each; beyond it, a random one is forgotten for each new
+	// one. Zero means DefaultNegativeSize.
 	NegativeSize int
 	// Metrics counts hits and misses; nil counts nothing.
 	Metrics *metrics.Metrics
@@ -59,6 +60,12 @@ type Cache struct {
 	setIDs   map[string]uint32 // scope set, joined by "\x00" → index
 	sets     [maxSetChunks]*[setsPerChunk][]string
 	numSets  uint32
+
+	// The root keys (see roots), under a lock of their own.
+	rootStore  RootStore
+	rootMu     sync.RWMutex
+	roots      roots
+	rootNegMax int
 }
 
 const (
@@ -79,6 +86,7 @@ func New(o Options) *Cache {
 		n = DefaultNegativeSize
 	}
 	c.negMax = max(1, n/numShards)
+	c.rootStore, c.rootNegMax = o.Store, n
 	// Scope set 0 is the empty set.
 	c.addSet(nil)
 	for i := range c.shards {
@@ -88,11 +96,14 @@ func New(o Options) *Cache {
 	return c
 }
 
-// Load reads every key of the store into the index. Lookups and Apply may
-// run meanwhile: a lookup of a key not loaded yet goes to the store, and a
-// key changed during the load keeps its newest version. Loaded reports true
-// once a Load has succeeded.
+// Load reads every key and root key of the store into the index. Lookups
+// and Apply may run meanwhile: a lookup of a key not loaded yet goes to the
+// store, and a key changed during the load keeps its newest version.
+// Loaded reports true once a Load has succeeded.
 func (c *Cache) Load(ctx context.Context) error {
+	if err := c.loadRoots(ctx); err != nil {
+		return unavailable(err)
+	}
 	err := c.store.ScanKeys(ctx, func(k *apikey.Key) error {
 		sh := c.shard(k.Hash)
 		sh.mu.Lock()

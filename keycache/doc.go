@@ -20,6 +20,11 @@
 // share one store read. Store errors are not cached; they surface as
 // EUNAVAILABLE.
 //
+// Root keys (apikey.RootKey) are held beside the keys, under the same
+// rules, through LookupRoot, ApplyRoot and RootVersion: they are few, so
+// they sit in an ordinary map rather than in slots, and a hash asked as a
+// key never finds a root key nor the other way round.
+//
 // # Memory
 //
 // With a million keys the index must stay small and cost the garbage

@@ -5,15 +5,20 @@ package lastused
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/apikeyd/apikeyd/apikey"
 )
 
-// Toucher is the part of apikey.Store the buffer writes to.
+// Toucher is the part of apikey.Store the buffer writes to: the buffer
+// holds the uses of keys and of root keys, told apart by the kind of their
+// IDs, and writes each to its own table.
 type Toucher interface {
 	TouchKeys(ctx context.Context, uses []apikey.KeyUse) error
+	TouchRootKeys(ctx context.Context, uses []apikey.KeyUse) error
 }
 
 const shards = 16
@@ -81,26 +86,48 @@ func (b *Buffer) Overlay(k *apikey.Key) {
 	}
 }
 
-// Flush writes every pending use in one batch. On failure the uses are kept
-// for the next flush, so none is lost while the store is away.
+// OverlayRoot is Overlay for a root key.
+func (b *Buffer) OverlayRoot(rk *apikey.RootKey) {
+	if t, ok := b.Pending(rk.ID); ok && t.After(rk.LastUsedAt) {
+		rk.LastUsedAt = t
+	}
+}
+
+// Flush writes every pending use in one batch per kind (keys, root keys).
+// On failure the uses of that batch are kept for the next flush, so none
+// is lost while the store is away.
 func (b *Buffer) Flush(ctx context.Context) error {
-	var uses []apikey.KeyUse
+	var uses, roots []apikey.KeyUse
 	for i := range b.shards {
 		s := &b.shards[i]
 		s.mu.Lock()
 		for id, us := range s.pending {
-			uses = append(uses, apikey.KeyUse{KeyID: id, At: time.UnixMicro(us).UTC()})
+			u := apikey.KeyUse{KeyID: id, At: time.UnixMicro(us).UTC()}
+			if strings.HasPrefix(id, apikey.IDKindRootKey+"_") {
+				roots = append(roots, u)
+			} else {
+				uses = append(uses, u)
+			}
 		}
 		clear(s.pending)
 		s.mu.Unlock()
 	}
+	if len(uses)+len(roots) == 0 {
+		return nil
+	}
+	err := errors.Join(b.write(ctx, b.store.TouchKeys, uses), b.write(ctx, b.store.TouchRootKeys, roots))
+	if b.OnFlush != nil {
+		b.OnFlush(len(uses)+len(roots), err)
+	}
+	return err
+}
+
+// write writes one batch with touch, keeping its uses pending if it fails.
+func (b *Buffer) write(ctx context.Context, touch func(context.Context, []apikey.KeyUse) error, uses []apikey.KeyUse) error {
 	if len(uses) == 0 {
 		return nil
 	}
-	err := b.store.TouchKeys(ctx, uses)
-	if b.OnFlush != nil {
-		b.OnFlush(len(uses), err)
-	}
+	err := touch(ctx, uses)
 	if err != nil {
 		for _, u := range uses {
 			b.Record(u.KeyID, u.At)

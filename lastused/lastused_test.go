@@ -13,9 +13,12 @@ import (
 
 // toucher keeps what it is given, and can fail.
 type toucher struct {
-	mu   sync.Mutex
-	uses map[string]time.Time
-	err  error
+	mu    sync.Mutex
+	uses  map[string]time.Time
+	err   error
+	roots map[string]time.Time // of TouchRootKeys; nil until it is called
+	// rootErr fails TouchRootKeys only.
+	rootErr error
 }
 
 func (t *toucher) TouchKeys(_ context.Context, uses []apikey.KeyUse) error {
@@ -30,6 +33,61 @@ func (t *toucher) TouchKeys(_ context.Context, uses []apikey.KeyUse) error {
 		}
 	}
 	return nil
+}
+
+func (t *toucher) TouchRootKeys(_ context.Context, uses []apikey.KeyUse) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err != nil {
+		return t.err
+	}
+	if t.rootErr != nil {
+		return t.rootErr
+	}
+	if t.roots == nil {
+		t.roots = map[string]time.Time{}
+	}
+	for _, u := range uses {
+		if u.At.After(t.roots[u.KeyID]) {
+			t.roots[u.KeyID] = u.At
+		}
+	}
+	return nil
+}
+
+// TestBufferRootKeys: uses of root keys go to TouchRootKeys and those of
+// keys to TouchKeys, and a failure of one batch keeps only its own uses.
+func TestBufferRootKeys(t *testing.T) {
+	st := &toucher{uses: map[string]time.Time{}}
+	b := lastused.New(st)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b.Record("key_a", t0)
+	b.Record("root_a", t0.Add(time.Second))
+	st.rootErr = fmt.Errorf("down")
+	if err := b.Flush(t.Context()); err == nil {
+		t.Fatal("Flush with root keys failing succeeded")
+	}
+	if _, ok := b.Pending("key_a"); ok || !st.uses["key_a"].Equal(t0) {
+		t.Fatalf("the key's use was not written: %v", st.uses)
+	}
+	if _, ok := b.Pending("root_a"); !ok {
+		t.Fatal("a failed flush lost a root key's use")
+	}
+	rk := &apikey.RootKey{ID: "root_a", LastUsedAt: t0}
+	b.OverlayRoot(rk)
+	if !rk.LastUsedAt.Equal(t0.Add(time.Second)) {
+		t.Fatalf("OverlayRoot: %v", rk.LastUsedAt)
+	}
+	st.rootErr = nil
+	if err := b.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !st.roots["root_a"].Equal(t0.Add(time.Second)) {
+		t.Fatalf("root uses %v", st.roots)
+	}
+	if _, ok := st.uses["root_a"]; ok {
+		t.Fatal("a root key's use went to TouchKeys")
+	}
 }
 
 func TestBuffer(t *testing.T) {

@@ -45,6 +45,12 @@ func TestStoreErrors(t *testing.T) {
 	st.KeyByHash(ctx, apikey.HashKey("sk_x"))
 	st.Ping(ctx)
 	st.TouchKeys(ctx, []apikey.KeyUse{{KeyID: "key_00000000000000000000000000"}})
+	st.RootKey(ctx, "root_00000000000000000000000000")
+	st.RootKeyByHash(ctx, apikey.HashKey("apikeyd_x"))
+	st.RootKeys(ctx, apikey.RootKeyFilter{Limit: 10})
+	st.ScanRootKeys(ctx, func(*apikey.RootKey) error { return nil })
+	st.RootKeyChanges(ctx, "0", func(*apikey.RootKey) error { return nil })
+	st.TouchRootKeys(ctx, []apikey.KeyUse{{KeyID: "root_00000000000000000000000000"}})
 	for range 2 {
 		if err := st.Update(ctx, func(tx apikey.Tx) error { return tx.InsertKey(ctx, &apikey.Key{}) }); err == nil {
 			t.Fatal("a write to a closed store succeeded")
@@ -55,6 +61,12 @@ func TestStoreErrors(t *testing.T) {
 		`apikeyd_store_errors_total{op="key_by_hash"} 1`,
 		`apikeyd_store_errors_total{op="ping"} 1`,
 		`apikeyd_store_errors_total{op="touch_keys"} 1`,
+		`apikeyd_store_errors_total{op="root_key"} 1`,
+		`apikeyd_store_errors_total{op="root_key_by_hash"} 1`,
+		`apikeyd_store_errors_total{op="root_keys"} 1`,
+		`apikeyd_store_errors_total{op="scan_root_keys"} 1`,
+		`apikeyd_store_errors_total{op="root_key_changes"} 1`,
+		`apikeyd_store_errors_total{op="touch_root_keys"} 1`,
 		`apikeyd_store_errors_total{op="update"} 2`,
 	)
 

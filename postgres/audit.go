@@ -14,7 +14,7 @@ func scanEvent(row pgx.Row) (*apikey.AuditEvent, error) {
 	var e apikey.AuditEvent
 	var details []byte
 	err := row.Scan(&e.ID, &e.ProjectID, &e.EnvironmentID, &e.KeyID, &e.Action,
-		&e.Actor.Type, &e.Actor.KeyID, &details, (*tstz)(&e.CreatedAt))
+		&e.Actor.Type, &e.Actor.KeyID, &e.Actor.Name, &details, (*tstz)(&e.CreatedAt))
 	if err != nil {
 		return nil, err
 	}
@@ -24,13 +24,18 @@ func scanEvent(row pgx.Row) (*apikey.AuditEvent, error) {
 	return &e, nil
 }
 
-// AuditEvents lists a project's audit events newest first. Details are
+// AuditEvents lists a project's audit events, or with f.NoProject those
+// of no project, newest first. Details are
 // decoded from JSON: numbers come back as float64.
 func (s *Store) AuditEvents(ctx context.Context, f apikey.AuditFilter) ([]*apikey.AuditEvent, error) {
 	ctx, cancel := bound(ctx)
 	defer cancel()
 	var c conds
-	c.and("project_id = " + c.arg(f.ProjectID))
+	if f.NoProject {
+		c.and("project_id IS NULL")
+	} else {
+		c.and("project_id = " + c.arg(f.ProjectID))
+	}
 	if f.EnvironmentID != "" {
 		c.and("environment_id = " + c.arg(f.EnvironmentID))
 	}
@@ -43,8 +48,8 @@ func (s *Store) AuditEvents(ctx context.Context, f apikey.AuditFilter) ([]*apike
 	if f.After != nil {
 		c.and(fmt.Sprintf("(created_at, id) < (%s, %s)", c.arg(tstz(f.After.Time)), c.arg(f.After.ID)))
 	}
-	events, err := queryAll(ctx, s.pool, scanEvent, `SELECT id, project_id, COALESCE(environment_id, ''), key_id, action,
-		actor_type, COALESCE(actor_key_id, ''), details, created_at
+	events, err := queryAll(ctx, s.pool, scanEvent, `SELECT id, COALESCE(project_id, ''), COALESCE(environment_id, ''), key_id, action,
+		actor_type, COALESCE(actor_key_id, ''), COALESCE(actor_name, ''), details, created_at
 		FROM audit_events WHERE `+c.String()+" ORDER BY created_at DESC, id DESC LIMIT "+c.arg(limit(f.Limit)), c.args...)
 	if err != nil {
 		return nil, dbError("list audit events", err)
@@ -62,10 +67,10 @@ func (t *tx) InsertAuditEvent(ctx context.Context, e *apikey.AuditEvent) error {
 		}
 	}
 	_, err := t.tx.Exec(ctx, `INSERT INTO audit_events (
-		id, project_id, environment_id, key_id, action, actor_type, actor_key_id, details, created_at
-	) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		e.ID, e.ProjectID, orNull(e.EnvironmentID), e.KeyID, e.Action,
-		e.Actor.Type, orNull(e.Actor.KeyID), details, tstz(e.CreatedAt))
+		id, project_id, environment_id, key_id, action, actor_type, actor_key_id, actor_name, details, created_at
+	) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		e.ID, orNull(e.ProjectID), orNull(e.EnvironmentID), e.KeyID, e.Action,
+		e.Actor.Type, orNull(e.Actor.KeyID), orNull(e.Actor.Name), details, tstz(e.CreatedAt))
 	if err != nil {
 		return t.fail("insert audit event", err)
 	}

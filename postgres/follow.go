@@ -26,6 +26,9 @@ type Index interface {
 	Apply(k *apikey.Key)
 	// Version returns the Version held for a hash, false if none.
 	Version(h apikey.Hash) (int64, bool)
+	// ApplyRoot and RootVersion are Apply and Version for root keys.
+	ApplyRoot(rk *apikey.RootKey)
+	RootVersion(h apikey.Hash) (int64, bool)
 }
 
 // Defaults of FollowOptions.
@@ -73,8 +76,8 @@ type FollowOptions struct {
 // that every replica commits, and knows how far it can vouch for it.
 //
 // It holds one connection of its own, outside the pool, that LISTENs on the
-// schema's key channel: the keys_changed trigger notifies every insert and
-// version change of a key, and PostgreSQL delivers the notification to
+// schema's key channel: the keys_changed and root_keys_changed triggers
+// notify every insert and version change of a key or root key, and PostgreSQL delivers the notification to
 // every listener when the transaction commits. The follower reads the keys
 // it is behind on (in batches) and applies them to the index. Whenever it
 // (re)connects, and every ReconcileInterval, it also reads every key
@@ -323,9 +326,11 @@ func (f *Follower) session(ctx context.Context, pos *string) (caughtUp bool, err
 // that operators (and tests) can tell it from the pool's.
 func listenerName(name string) string { return name + "-listen" }
 
-// catchUp applies every key changed since *pos and moves *pos on.
+// catchUp applies every key and root key changed since *pos and moves
+// *pos on, to the position of the keys' read: it was taken first, so the
+// root keys' read, from the same *pos, covered everything before it too.
 func (f *Follower) catchUp(ctx context.Context, pos *string) error {
-	n := 0
+	n, roots := 0, 0
 	next, err := f.store.KeyChanges(ctx, *pos, func(k *apikey.Key) error {
 		f.index.Apply(k)
 		n++
@@ -334,8 +339,16 @@ func (f *Follower) catchUp(ctx context.Context, pos *string) error {
 	if err != nil {
 		return err
 	}
+	_, err = f.store.RootKeyChanges(ctx, *pos, func(rk *apikey.RootKey) error {
+		f.index.ApplyRoot(rk)
+		roots++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	*pos = next
-	f.log.Debug("caught up with key changes", "keys", n)
+	f.log.Debug("caught up with key changes", "keys", n, "root_keys", roots)
 	return nil
 }
 
@@ -345,7 +358,7 @@ func (f *Follower) catchUp(ctx context.Context, pos *string) error {
 // least. It reports whether a payload could not be understood, in which
 // case the caller reads every change instead.
 func (f *Follower) apply(ctx context.Context, conn *pgx.Conn, payloads []string) (full bool, err error) {
-	var ids []string
+	var ids, rootIDs []string
 	for _, p := range payloads {
 		id, version, hash, ok := parsePayload(p)
 		if !ok {
@@ -353,13 +366,36 @@ func (f *Follower) apply(ctx context.Context, conn *pgx.Conn, payloads []string)
 			full = true
 			continue
 		}
-		if held, ok := f.index.Version(hash); ok && held >= version {
+		// The trigger of root_keys notifies the same channel; the kind
+		// of the ID says which table changed.
+		root := strings.HasPrefix(id, apikey.IDKindRootKey+"_")
+		held, ok := f.index.Version(hash)
+		if root {
+			held, ok = f.index.RootVersion(hash)
+		}
+		if ok && held >= version {
 			continue // this replica made the change, or has read it already
 		}
-		ids = append(ids, id)
+		if root {
+			rootIDs = append(rootIDs, id)
+		} else {
+			ids = append(ids, id)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.bound)
 	defer cancel()
+	if len(rootIDs) > 0 {
+		roots, err := queryAll(ctx, conn, scanRootKey, selectRootKey+"WHERE id = ANY($1)", rootIDs)
+		if err != nil {
+			return full, dbError("listen: read changed root keys", err)
+		}
+		for _, rk := range roots {
+			f.index.ApplyRoot(rk)
+		}
+		if len(ids) == 0 {
+			return full, nil
+		}
+	}
 	if len(ids) == 0 {
 		if err := conn.PgConn().Ping(ctx); err != nil {
 			return full, dbError("listen: ping", err)

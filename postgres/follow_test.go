@@ -40,7 +40,7 @@ type replica struct {
 // startReplica opens dbURL, loads an index and runs a follower on it until
 // the test ends. Its listening connection's application_name is
 // appName-listen.
-func startReplica(t *testing.T, dbURL, appName string, o postgres.FollowOptions) *replica {
+func startReplica(t testing.TB, dbURL, appName string, o postgres.FollowOptions) *replica {
 	t.Helper()
 	u, err := url.Parse(dbURL)
 	if err != nil {
@@ -81,7 +81,7 @@ func (r *replica) version(k *apikey.Key) int64 {
 	return v
 }
 
-func waitUntil(t *testing.T, limit time.Duration, what string, ok func() bool) time.Duration {
+func waitUntil(t testing.TB, limit time.Duration, what string, ok func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for !ok() {
@@ -93,7 +93,7 @@ func waitUntil(t *testing.T, limit time.Duration, what string, ok func() bool) t
 	return time.Since(start)
 }
 
-func insertKey(t *testing.T, s *postgres.Store, k *apikey.Key) {
+func insertKey(t testing.TB, s *postgres.Store, k *apikey.Key) {
 	t.Helper()
 	if err := s.Update(t.Context(), func(tx apikey.Tx) error { return tx.InsertKey(t.Context(), k) }); err != nil {
 		t.Fatal(err)
@@ -101,7 +101,7 @@ func insertKey(t *testing.T, s *postgres.Store, k *apikey.Key) {
 }
 
 // revoke revokes the key through s and returns it as committed.
-func revoke(t *testing.T, s *postgres.Store, id string) *apikey.Key {
+func revoke(t testing.TB, s *postgres.Store, id string) *apikey.Key {
 	t.Helper()
 	var out *apikey.Key
 	err := s.Update(t.Context(), func(tx apikey.Tx) error {
@@ -343,7 +343,7 @@ func TestFollowerUnreadable(t *testing.T) {
 
 // openWriter opens a store on dbURL for the test to write through, as
 // another replica would, closed when the test ends.
-func openWriter(t *testing.T, dbURL string) *postgres.Store {
+func openWriter(t testing.TB, dbURL string) *postgres.Store {
 	t.Helper()
 	s, err := postgres.Open(t.Context(), dbURL)
 	if err != nil {

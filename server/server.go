@@ -26,6 +26,7 @@ import (
 	"github.com/apikeyd/apikeyd/seal"
 	"github.com/apikeyd/apikeyd/service"
 	"github.com/apikeyd/apikeyd/sqlite"
+	"github.com/apikeyd/apikeyd/web"
 	"github.com/apikeyd/apikeyd/webhook"
 )
 
@@ -49,6 +50,12 @@ func TuneGC(getenv func(string) string) {
 	}
 }
 
+// readTimeout bounds the time a client may take to send a request, header
+// and body, for everyone: at 1 MiB, the largest body, it asks for about
+// 100 KiB/s. Requests without a valid bearer do not wait for it: they are
+// answered before their body is read (api.API.authenticate).
+const readTimeout = 10 * time.Second
+
 // Server is a configured apikeyd, ready to start.
 type Server struct {
 	cfg   config.Config
@@ -61,7 +68,6 @@ type Server struct {
 	follower *postgres.Follower
 	metrics  *metrics.Metrics
 	svc      *service.Service
-	api      *api.API
 	http     *http.Server
 	rotator  *rotation.Scheduler
 	// dirLock keeps other processes off the SQLite data directory; nil on
@@ -143,7 +149,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		Metrics:  s.metrics,
 		Logger:   log,
 	})
-	s.api = api.New(api.Options{
+	a := api.New(api.Options{
 		Service:           s.svc,
 		Logger:            log,
 		Ready:             s.ready,
@@ -153,10 +159,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		Metrics:           s.metrics,
 		Version:           Version,
 	})
+	// The dashboard (SPEC §11) at /ui/, unless APIKEYD_UI=false.
+	var dashboard http.Handler
+	if cfg.UI {
+		dashboard = web.New(web.Options{
+			Service: s.svc, Logger: log, Failures: a.AuthFailures(), TrustedProxies: cfg.TrustedProxies,
+		})
+	}
 	s.http = &http.Server{
-		Handler:           s.api,
+		Handler: Handler(a, HandlerOptions{
+			Metrics: s.metrics, Logger: log, TrustedProxies: cfg.TrustedProxies, Secret: s.svc.IsAdminToken,
+			UI: dashboard,
+		}),
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadTimeout:       readTimeout,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,

@@ -12,7 +12,7 @@ func scanEvent(row scanner) (*apikey.AuditEvent, error) {
 	var e apikey.AuditEvent
 	var details string
 	err := row.Scan(&e.ID, &e.ProjectID, &e.EnvironmentID, &e.KeyID, &e.Action,
-		&e.Actor.Type, &e.Actor.KeyID, &details, (*micros)(&e.CreatedAt))
+		&e.Actor.Type, &e.Actor.KeyID, &e.Actor.Name, &details, (*micros)(&e.CreatedAt))
 	if err != nil {
 		return nil, err
 	}
@@ -22,11 +22,16 @@ func scanEvent(row scanner) (*apikey.AuditEvent, error) {
 	return &e, nil
 }
 
-// AuditEvents lists a project's audit events newest first. Details are
+// AuditEvents lists a project's audit events, or with f.NoProject those
+// of no project, newest first. Details are
 // decoded from JSON: numbers come back as float64.
 func (s *Store) AuditEvents(ctx context.Context, f apikey.AuditFilter) ([]*apikey.AuditEvent, error) {
 	var c conds
-	c.and("project_id = ?", f.ProjectID)
+	if f.NoProject {
+		c.and("project_id IS NULL")
+	} else {
+		c.and("project_id = ?", f.ProjectID)
+	}
 	if f.EnvironmentID != "" {
 		c.and("environment_id = ?", f.EnvironmentID)
 	}
@@ -39,8 +44,8 @@ func (s *Store) AuditEvents(ctx context.Context, f apikey.AuditFilter) ([]*apike
 	if f.After != nil {
 		c.and("(created_at, id) < (?, ?)", f.After.Time.UnixMicro(), f.After.ID)
 	}
-	events, err := queryAll(ctx, s.read, scanEvent, `SELECT id, project_id, COALESCE(environment_id, ''), key_id, action,
-		actor_type, COALESCE(actor_key_id, ''), details, created_at
+	events, err := queryAll(ctx, s.read, scanEvent, `SELECT id, COALESCE(project_id, ''), COALESCE(environment_id, ''), key_id, action,
+		actor_type, COALESCE(actor_key_id, ''), COALESCE(actor_name, ''), details, created_at
 		FROM audit_events WHERE `+c.String()+" ORDER BY created_at DESC, id DESC LIMIT ?", append(c.args, limit(f.Limit))...)
 	if err != nil {
 		return nil, dbError("list audit events", err)
@@ -58,10 +63,10 @@ func (t *tx) InsertAuditEvent(ctx context.Context, e *apikey.AuditEvent) error {
 		}
 	}
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO audit_events (
-		id, project_id, environment_id, key_id, action, actor_type, actor_key_id, details, created_at
-	) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.ID, e.ProjectID, orNull(e.EnvironmentID), e.KeyID, e.Action,
-		e.Actor.Type, orNull(e.Actor.KeyID), string(details), micros(e.CreatedAt))
+		id, project_id, environment_id, key_id, action, actor_type, actor_key_id, actor_name, details, created_at
+	) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, orNull(e.ProjectID), orNull(e.EnvironmentID), e.KeyID, e.Action,
+		e.Actor.Type, orNull(e.Actor.KeyID), orNull(e.Actor.Name), string(details), micros(e.CreatedAt))
 	if err != nil {
 		return dbError("insert audit event", err)
 	}

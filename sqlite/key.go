@@ -205,11 +205,15 @@ func plainScope(s string) bool {
 type scopesValue []string
 
 // Value implements driver.Valuer.
-func (v scopesValue) Value() (driver.Value, error) {
-	if v == nil {
-		v = scopesValue{}
+func (v scopesValue) Value() (driver.Value, error) { return scopesJSON(v) }
+
+// scopesJSON encodes a list of strings (scopes, permissions, project IDs)
+// as a JSON array, never null.
+func scopesJSON(scopes []string) (string, error) {
+	if scopes == nil {
+		scopes = []string{}
 	}
-	b, err := json.Marshal([]string(v))
+	b, err := json.Marshal(scopes)
 	return string(b), err
 }
 
@@ -432,8 +436,9 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 }
 
 // nextChangeSeq is the change_seq of a key being written: one more than
-// any before. The single writer makes the numbers follow commit order.
-const nextChangeSeq = "(SELECT COALESCE(MAX(change_seq), 0) + 1 FROM keys)"
+// any before, of keys or root keys. The single writer makes the numbers
+// follow commit order.
+const nextChangeSeq = "(" + lastChangeSeq + " + 1)"
 
 // KeyChanges calls fn for every key written since the position since, a
 // change_seq, in change order, and returns the highest change_seq seen.
@@ -442,7 +447,7 @@ const nextChangeSeq = "(SELECT COALESCE(MAX(change_seq), 0) + 1 FROM keys)"
 func (s *Store) KeyChanges(ctx context.Context, since string, fn func(k *apikey.Key) error) (string, error) {
 	if since == "" {
 		var seq int64
-		if err := s.read.QueryRowContext(ctx, "SELECT COALESCE(MAX(change_seq), 0) FROM keys").Scan(&seq); err != nil {
+		if err := s.read.QueryRowContext(ctx, "SELECT "+lastChangeSeq).Scan(&seq); err != nil {
 			return "", dbError("key changes", err)
 		}
 		return strconv.FormatInt(seq, 10), nil

@@ -66,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T) apikey.Store) {
 		{"DueDeliveriesConcurrent", testDueDeliveriesConcurrent},
 		{"NextDeliveryAt", testNextDeliveryAt},
 	}
+	tests = append(tests, rootKeyTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
 	}

@@ -1,6 +1,6 @@
 // Package testserver starts a real apikeyd in the test process, through
 // server.New, on 127.0.0.1:0 with a fresh data directory, for the tests of
-// the packages built on top of the API (client, guard).
+// the packages built on top of the API (client, guard, web).
 package testserver
 
 import (

@@ -1,0 +1,464 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cdplog "github.com/chromedp/cdproto/log"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/apikeyd/apikeyd/client"
+)
+
+// The browser tests drive Debian's chromium, headless, against the real
+// server of this package (TestMain): one browser for the whole package,
+// one fresh browser context (its own cookies) per test. chromedp is told
+// exactly which browser to run and never fetches one. Without chromium the
+// tests skip, unless CI=true, where a missing browser fails them.
+
+const chromiumPath = "/usr/bin/chromium"
+
+var browser struct {
+	once   sync.Once
+	ctx    context.Context // the browser's first tab; nil if it did not start
+	cancel func()
+	err    error
+}
+
+// startBrowser launches chromium once for the package.
+func startBrowser() {
+	dir, err := os.MkdirTemp("", "apikeyd-chromium-")
+	if err != nil {
+		browser.err = err
+		return
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-default-browser-check", true),
+		// Containers often have a small /dev/shm, which crashes tabs.
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(dir),
+	)
+	ctx, cancelCtx := chromedp.NewContext(alloc)
+	browser.cancel = func() {
+		cancelCtx()
+		cancelAlloc()
+		os.RemoveAll(dir)
+	}
+	// The first Run starts the browser; it must not carry a timeout.
+	if err := chromedp.Do(ctx); err != nil {
+		browser.err = err
+		return
+	}
+	browser.ctx = ctx
+}
+
+// stopBrowser ends the browser, if one ran (TestMain).
+func stopBrowser() {
+	if browser.cancel != nil {
+		browser.cancel()
+	}
+}
+
+// console collects what a tab reports that a user would never see but
+// that means a page is broken: script errors, and content the page's
+// Content-Security-Policy blocked.
+type console struct {
+	mu       sync.Mutex
+	problems []string
+}
+
+func (c *console) listen(ev any) {
+	var msg string
+	switch ev := ev.(type) {
+	case *cdplog.EventEntryAdded:
+		if e := ev.Entry; e.Source == cdplog.EntrySourceSecurity || strings.Contains(e.Text, "Content Security Policy") {
+			msg = fmt.Sprintf("%s: %s (%s)", e.Source, e.Text, e.URL)
+		}
+	case *cdpruntime.EventExceptionThrown:
+		msg = "script error: " + ev.ExceptionDetails.Text
+		if ex := ev.ExceptionDetails.Exception; ex != nil {
+			msg += " " + ex.Description
+		}
+	}
+	if msg != "" {
+		c.mu.Lock()
+		c.problems = append(c.problems, msg)
+		c.mu.Unlock()
+	}
+}
+
+func (c *console) report() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.problems...)
+}
+
+// tab returns a browser tab of its own (own cookies) for one test, with a
+// deadline for everything the test does in it. The test fails if a page it
+// showed had a script error or broke its Content-Security-Policy.
+func tab(t *testing.T) context.Context {
+	t.Helper()
+	ctx, c := tabWithConsole(t)
+	t.Cleanup(func() {
+		for _, p := range c.report() {
+			t.Errorf("the browser reported %s", p)
+		}
+	})
+	return ctx
+}
+
+func tabWithConsole(t *testing.T) (context.Context, *console) {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no browser at %s and CI=true: the browser tests must run (.ci/run installs chromium): %v", chromiumPath, err)
+		}
+		t.Skipf("no browser at %s (apt-get install chromium); skipping the browser test", chromiumPath)
+	}
+	browser.once.Do(startBrowser)
+	if browser.err != nil {
+		t.Fatalf("start chromium: %v", browser.err)
+	}
+	c := &console{}
+	ctx, cancel := chromedp.NewContext(browser.ctx, chromedp.WithNewBrowserContext(), chromedp.WithListener(c.listen))
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("open a tab: %v", err)
+	}
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancelTimeout)
+	return ctx, c
+}
+
+// TestBrowserConsoleCatchesCSPViolations makes sure the check of tab can
+// fail: a script the page adds inline is blocked by the dashboard's CSP,
+// and the tab reports it.
+func TestBrowserConsoleCatchesCSPViolations(t *testing.T) {
+	ctx, c := tabWithConsole(t)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/ui/"), chromedp.WaitVisible(chromedp.ID("#token")))
+	ran := run(t, ctx, chromedp.Evaluate[bool](`(() => {
+		window.inlineRan = false;
+		const s = document.createElement("script");
+		s.textContent = "window.inlineRan = true";
+		document.body.appendChild(s);
+		return window.inlineRan;
+	})()`))
+	if ran {
+		t.Fatal("an inline script ran under the dashboard's CSP")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(c.report()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond) // the report arrives as an event
+	}
+	if got := c.report(); len(got) == 0 || !strings.Contains(strings.Join(got, " "), "Content Security Policy") {
+		t.Fatalf("the blocked inline script was not reported: %q", got)
+	}
+}
+
+// do runs browser steps, failing the test on an error.
+func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// run runs one browser action and returns its value.
+func run[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// submit runs a step that submits a form and waits for the page it leads
+// to, returning that page's status.
+func submit(t *testing.T, ctx context.Context, step chromedp.Action[chromedp.Void]) int64 {
+	t.Helper()
+	resp, err := chromedp.RunResponse(ctx, step)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Status
+}
+
+// pageHTML is the current page's markup.
+func pageHTML(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	return run(t, ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+}
+
+// wantText fails unless the element sel holds want.
+func wantText(t *testing.T, ctx context.Context, sel, want string) {
+	t.Helper()
+	got := run(t, ctx, chromedp.Text(chromedp.CSS(sel)))
+	if !strings.Contains(got, want) {
+		t.Fatalf("%s says %q, want it to contain %q", sel, got, want)
+	}
+}
+
+// browserSignIn signs the tab in with the admin token, by keyboard.
+func browserSignIn(t *testing.T, ctx context.Context) {
+	t.Helper()
+	do(t, ctx, chromedp.Navigate(srv.URL+"/ui/"), chromedp.WaitVisible(chromedp.ID("#token")))
+	if st := submit(t, ctx, chromedp.SendKeys(chromedp.ID("#token"), srv.AdminToken+"\r")); st != http.StatusOK {
+		t.Fatalf("sign-in led to %d", st)
+	}
+	wantText(t, ctx, "h1", "Projects")
+}
+
+func TestBrowserSignIn(t *testing.T) {
+	ctx := tab(t)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/ui/"), chromedp.WaitVisible(chromedp.ID("#token")))
+	if st := submit(t, ctx, chromedp.SendKeys(chromedp.ID("#token"), "not-the-admin-token\r")); st != http.StatusUnauthorized {
+		t.Fatalf("a wrong token led to %d, want 401", st)
+	}
+	wantText(t, ctx, "#login-error", "does not open the dashboard")
+	browserSignIn(t, ctx)
+	if st := submit(t, ctx, chromedp.Click(chromedp.CSS("header form button"))); st != http.StatusOK {
+		t.Fatalf("sign-out led to %d", st)
+	}
+	do(t, ctx, chromedp.WaitVisible(chromedp.ID("#token")))
+	// Signed out, a page of the dashboard shows the sign-in form again.
+	do(t, ctx, chromedp.Navigate(srv.URL+"/ui/projects/any/keys"), chromedp.WaitVisible(chromedp.ID("#token")))
+}
+
+// TestBrowserKeyLifecycle is a support person's session: open a project,
+// create a key and copy it (shown once, not after a reload), rotate it with
+// a grace preset, then revoke the replacement with a reason and its typed
+// prefix. Each step is checked on the page and through the API.
+func TestBrowserKeyLifecycle(t *testing.T) {
+	ctx := tab(t)
+	api := adminClient(t)
+	project := "browser-lifecycle"
+	browserSignIn(t, ctx)
+
+	// Open the (empty) project and create its first key.
+	do(t, ctx, chromedp.SendKeys(chromedp.ID("#project_id"), project))
+	submit(t, ctx, chromedp.Submit(chromedp.ID("#project_id")))
+	wantText(t, ctx, ".empty", "no keys yet")
+	submit(t, ctx, chromedp.Click(chromedp.CSS(`a[href$="/keys/new"]`)))
+	do(t, ctx,
+		chromedp.SendKeys(chromedp.ID("#name"), "billing worker"),
+		chromedp.SendKeys(chromedp.ID("#scopes"), "orders:read orders:write"),
+		chromedp.SetValue(chromedp.ID("#expires_in_days"), "30"),
+	)
+	if st := submit(t, ctx, chromedp.Click(chromedp.CSS(`main button[type=submit]`))); st != http.StatusOK {
+		t.Fatalf("create led to %d", st)
+	}
+	wantText(t, ctx, "#secret-title", "copy it now")
+	secret := run(t, ctx, chromedp.Value(chromedp.ID("#secret")))
+	keyURL := run(t, ctx, chromedp.Location())
+	keyID := keyURL[strings.LastIndex(keyURL, "/")+1:]
+
+	// The API knows the key, and the secret shown is the key.
+	k, err := api.GetKey(t.Context(), keyID)
+	if err != nil || k.Name != "billing worker" || k.ProjectID != project || k.Status != client.StatusActive ||
+		strings.Join(k.Scopes, " ") != "orders:read orders:write" || k.ExpiresAt == nil {
+		t.Fatalf("stored key %+v, %v", k, err)
+	}
+	if !strings.HasPrefix(secret, k.KeyPrefix) {
+		t.Fatalf("the page showed a secret that does not start with the key's prefix %s", k.KeyPrefix)
+	}
+	if v, err := api.Verify(t.Context(), client.VerifyParams{Key: secret}); err != nil || !v.Valid || v.KeyID != keyID {
+		t.Fatalf("the secret shown does not verify as the new key: %+v, %v", v, err)
+	}
+
+	// A reload no longer shows it.
+	do(t, ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("h1")))
+	if html := pageHTML(t, ctx); strings.Contains(html, secret) || strings.Contains(html, "secret-panel") {
+		t.Fatal("the key's plaintext is still on the page after a reload")
+	}
+
+	// Rotate with the one-day grace preset.
+	before := time.Now()
+	do(t, ctx, chromedp.SetValue(chromedp.ID("#grace"), "1440"))
+	if st := submit(t, ctx, chromedp.Click(chromedp.CSS(`form[action$="/rotate"] button`))); st != http.StatusOK {
+		t.Fatalf("rotate led to %d", st)
+	}
+	after := time.Now()
+	wantText(t, ctx, "#secret-title", "replacement key")
+	wantText(t, ctx, ".notice", "keeps working until")
+	replacement := run(t, ctx, chromedp.Value(chromedp.ID("#secret")))
+	newURL := run(t, ctx, chromedp.Location())
+	newID := newURL[strings.LastIndex(newURL, "/")+1:]
+	old, err := api.GetKey(t.Context(), keyID)
+	if err != nil || old.Status != client.StatusRotating || old.ReplacedByKeyID == nil || *old.ReplacedByKeyID != newID {
+		t.Fatalf("old key after rotate: %+v, %v", old, err)
+	}
+	if g := *old.GraceExpiresAt; g.Before(before.Add(24*time.Hour).Truncate(time.Second)) || g.After(after.Add(24*time.Hour)) {
+		t.Fatalf("grace ends %v, want a day after the rotation (%v–%v)", g, before, after)
+	}
+	if v, err := api.Verify(t.Context(), client.VerifyParams{Key: replacement}); err != nil || !v.Valid || v.KeyID != newID {
+		t.Fatalf("the replacement shown does not verify: %+v, %v", v, err)
+	}
+
+	// Revoke the replacement: a wrong confirmation changes nothing.
+	nk, err := api.GetKey(t.Context(), newID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	do(t, ctx,
+		chromedp.SetValue(chromedp.ID("#reason"), "key_compromise"),
+		chromedp.SendKeys(chromedp.ID("#confirm"), "sk_wrong"),
+	)
+	if st := submit(t, ctx, chromedp.Click(chromedp.CSS(`form[action$="/revoke"] button`))); st != http.StatusBadRequest {
+		t.Fatalf("revoke with a wrong confirmation led to %d, want 400", st)
+	}
+	wantText(t, ctx, "#revoke-error", "Nothing was revoked")
+	if k, err := api.GetKey(t.Context(), newID); err != nil || k.Status != client.StatusActive {
+		t.Fatalf("after a refused revoke: %+v, %v", k, err)
+	}
+	do(t, ctx,
+		chromedp.SetValue(chromedp.ID("#reason"), "key_compromise"),
+		chromedp.SendKeys(chromedp.ID("#confirm"), nk.KeyPrefix),
+	)
+	if st := submit(t, ctx, chromedp.Click(chromedp.CSS(`form[action$="/revoke"] button`))); st != http.StatusOK {
+		t.Fatalf("revoke led to %d", st)
+	}
+	wantText(t, ctx, ".notice", "Key revoked")
+	wantText(t, ctx, "h1", "revoked")
+	if k, err := api.GetKey(t.Context(), newID); err != nil || k.Status != client.StatusRevoked {
+		t.Fatalf("after revoke: %+v, %v", k, err)
+	}
+	if v, err := api.Verify(t.Context(), client.VerifyParams{Key: replacement}); err != nil || v.Valid {
+		t.Fatalf("the revoked key still verifies: %+v, %v", v, err)
+	}
+
+	// The project's list and audit log show what happened.
+	do(t, ctx, chromedp.Navigate(srv.URL+"/ui/projects/"+project+"/keys"), chromedp.WaitVisible(chromedp.CSS("table")))
+	if html := pageHTML(t, ctx); !strings.Contains(html, k.KeyPrefix) || !strings.Contains(html, nk.KeyPrefix) {
+		t.Fatal("the key list lacks a key")
+	}
+	do(t, ctx, chromedp.Navigate(srv.URL+"/ui/projects/"+project+"/audit"), chromedp.WaitVisible(chromedp.CSS("table")))
+	html := pageHTML(t, ctx)
+	for _, action := range []string{"api_key.created", "api_key.rotated", "api_key.revoked"} {
+		if !strings.Contains(html, action) {
+			t.Errorf("the audit log lacks %s", action)
+		}
+	}
+}
+
+// TestBrowserCrossOriginPost submits a form from a page of another origin
+// to the dashboard of a signed-in browser: it is refused, and nothing is
+// created.
+func TestBrowserCrossOriginPost(t *testing.T) {
+	ctx := tab(t)
+	project := "browser-cross-origin"
+	browserSignIn(t, ctx)
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<!doctype html><form id="f" method="post" action="%s/ui/projects/%s/keys">
+<input name="name" value="planted"><button id="go">go</button></form>`, srv.URL, project)
+	}))
+	defer evil.Close()
+	do(t, ctx, chromedp.Navigate(evil.URL), chromedp.WaitVisible(chromedp.ID("#go")))
+	if st := submit(t, ctx, chromedp.Click(chromedp.ID("#go"))); st != http.StatusForbidden {
+		t.Fatalf("a cross-origin POST got %d, want 403", st)
+	}
+	wantText(t, ctx, "main", "refused")
+	page, err := adminClient(t).ListKeysPage(t.Context(), client.ListParams{ProjectID: project})
+	if err != nil || len(page.Items) != 0 {
+		t.Fatalf("keys after a refused cross-origin POST: %+v, %v", page, err)
+	}
+}
+
+// TestBrowserLiveSearch: with htmx (under the dashboard's CSP), typing in
+// the search box narrows the list in place and puts the search in the
+// address bar.
+func TestBrowserLiveSearch(t *testing.T) {
+	ctx := tab(t)
+	api := adminClient(t)
+	project := "browser-search"
+	ids := map[string]string{}
+	for _, name := range []string{"alpha one", "beta two"} {
+		k, err := api.CreateKey(t.Context(), client.CreateParams{ProjectID: project, Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[name] = k.ID
+	}
+	browserSignIn(t, ctx)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/ui/projects/"+project+"/keys"),
+		chromedp.WaitVisible(chromedp.CSS(`a[href="/ui/keys/`+ids["alpha one"]+`"]`)),
+		chromedp.SendKeys(chromedp.ID("#q"), "beta"),
+		chromedp.WaitNotPresent(chromedp.CSS(`a[href="/ui/keys/`+ids["alpha one"]+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`a[href="/ui/keys/`+ids["beta two"]+`"]`)),
+	)
+	if loc := run(t, ctx, chromedp.Location()); !strings.Contains(loc, "q=beta") {
+		t.Fatalf("the address bar says %s, want the search in it", loc)
+	}
+}
+
+// TestScreenshots writes the screenshots of docs/dashboard.md when
+// APIKEYD_SCREENSHOTS names a directory: the keys list, a key's page and
+// the create-once secret, at 1280 and 390 px wide.
+func TestScreenshots(t *testing.T) {
+	dir := os.Getenv("APIKEYD_SCREENSHOTS")
+	if dir == "" {
+		t.Skip("APIKEYD_SCREENSHOTS is not set")
+	}
+	ctx := tab(t)
+	api := adminClient(t)
+	project := "acme-prod"
+	for _, k := range []client.CreateParams{
+		{Name: "checkout service", Scopes: []string{"orders:read", "orders:write"}, EnvironmentID: "live"},
+		{Name: "nightly export", Scopes: []string{"reports:read"}, EnvironmentID: "live", ExpiresInDays: 90},
+		{Name: "staging smoke tests", Scopes: []string{"*"}, EnvironmentID: "test"},
+	} {
+		k.ProjectID = project
+		created, err := api.CreateKey(t.Context(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k.Name == "nightly export" {
+			if _, err := api.Verify(t.Context(), client.VerifyParams{Key: created.Secret}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	browserSignIn(t, ctx)
+	shoot := func(name string, width int64) {
+		t.Helper()
+		do(t, ctx, chromedp.EmulateViewport(width, 900))
+		png := run(t, ctx, chromedp.FullScreenshot(100))
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.png", name, width)), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	do(t, ctx, chromedp.Navigate(srv.URL+"/ui/projects/"+project+"/keys/new"), chromedp.WaitVisible(chromedp.ID("#name")),
+		chromedp.SendKeys(chromedp.ID("#name"), "billing worker"),
+		chromedp.SendKeys(chromedp.ID("#scopes"), "invoices:read invoices:write"),
+		chromedp.SetValue(chromedp.ID("#environment_id"), "live"))
+	submit(t, ctx, chromedp.Click(chromedp.CSS(`main button[type=submit]`)))
+	for _, w := range []int64{1280, 390} {
+		shoot("secret", w)
+	}
+	do(t, ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("h1")))
+	for _, w := range []int64{1280, 390} {
+		shoot("key", w)
+	}
+	do(t, ctx, chromedp.Navigate(srv.URL+"/ui/projects/"+project+"/keys"), chromedp.WaitVisible(chromedp.CSS("table")))
+	for _, w := range []int64{1280, 390} {
+		shoot("keys", w)
+	}
+}
