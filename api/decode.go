@@ -9,7 +9,7 @@ import (
 	"reflect"
 	"strconv"
 
-	"github.com/apikeyd/apikeyd/service"
+	"github.com/apikeyd/apikeyd/apikey"
 )
 
 // decodeJSON decodes request bodies: huma's (it is the API's JSON format)
@@ -169,7 +169,7 @@ func intPtr(n *wholeNumber) *int {
 	return &i
 }
 
-// nullableInt is n as the service takes it.
-func nullableInt(n Optional[wholeNumber]) service.Nullable[int] {
-	return service.Nullable[int]{Set: n.Set, Valid: n.Set && !n.Null, Value: int(n.Value)}
+// wholeOptional is n as the domain takes it.
+func wholeOptional(n Optional[wholeNumber]) apikey.Optional[int] {
+	return apikey.Optional[int]{Set: n.Set, Null: n.Null, Value: int(n.Value)}
 }

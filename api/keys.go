@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"strconv"
-	"time"
 
 	"github.com/apikeyd/apikeyd/apikey"
 	"github.com/apikeyd/apikeyd/service"
@@ -56,16 +55,7 @@ func (a *API) listKeys(ctx context.Context, in *listKeysInput) (*listKeysOutput,
 }
 
 type createKeyInput struct {
-	Body struct {
-		ProjectID            string       `json:"project_id" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Project the key belongs to."`
-		Name                 string       `json:"name" minLength:"1" maxLength:"255" doc:"Human-readable name."`
-		Scopes               []string     `json:"scopes,omitempty" nullable:"true" maxItems:"64" doc:"What the key may do, in your own vocabulary; a trailing :* or a lone * is a wildcard. Default: none."`
-		ExpiresInDays        *wholeNumber `json:"expires_in_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Lifetime in days. Not with expires_at."`
-		ExpiresAt            *time.Time   `json:"expires_at,omitempty" nullable:"true" doc:"Expiry instant, in the future. Not with expires_in_days."`
-		EnvironmentID        *string      `json:"environment_id,omitempty" nullable:"true" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Bind the key to one environment."`
-		RotationIntervalDays *wholeNumber `json:"rotation_interval_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Rotate automatically every this many days; needs rotation_webhook_url."`
-		RotationWebhookURL   *string      `json:"rotation_webhook_url,omitempty" nullable:"true" maxLength:"2048" doc:"https URL on a public host that receives rotated keys, signed."`
-	}
+	Body createKeyInputBody
 }
 
 type createKeyOutput struct {
@@ -76,11 +66,7 @@ type createKeyOutput struct {
 func (a *API) createKey(ctx context.Context, in *createKeyInput) (*createKeyOutput, error) {
 	b := in.Body
 	noteProject(ctx, b.ProjectID)
-	created, err := a.svc.Create(ctx, principal(ctx), service.CreateInput{
-		ProjectID: b.ProjectID, Name: b.Name, Scopes: b.Scopes, ExpiresInDays: intPtr(b.ExpiresInDays),
-		ExpiresAt: b.ExpiresAt, EnvironmentID: b.EnvironmentID,
-		RotationIntervalDays: intPtr(b.RotationIntervalDays), RotationWebhookURL: b.RotationWebhookURL,
-	})
+	created, err := a.svc.Create(ctx, principal(ctx), b.input())
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -109,14 +95,7 @@ func (a *API) getKey(ctx context.Context, in *keyIDPath) (*keyOutput, error) {
 
 type patchKeyInput struct {
 	KeyID string `path:"keyID" doc:"Key ID. Any other string, whatever its length, is 404."`
-	Body  struct {
-		Name                 Optional[string]      `json:"name,omitempty" minLength:"1" maxLength:"255"`
-		Scopes               Optional[[]string]    `json:"scopes,omitempty" maxItems:"64"`
-		ExpiresAt            Optional[time.Time]   `json:"expires_at,omitempty" doc:"New expiry; null removes it."`
-		RotationIntervalDays Optional[wholeNumber] `json:"rotation_interval_days,omitempty" minimum:"1" maximum:"36500" doc:"null disables scheduled rotation."`
-		RotationWebhookURL   Optional[string]      `json:"rotation_webhook_url,omitempty" maxLength:"2048" doc:"null removes it (only without rotation_interval_days)."`
-		NextRotationAt       *time.Time            `json:"next_rotation_at,omitempty" doc:"Move the next scheduled rotation, e.g. to now."`
-	}
+	Body  patchKeyInputBody
 }
 
 type patchKeyOutput struct {
@@ -124,22 +103,7 @@ type patchKeyOutput struct {
 }
 
 func (a *API) patchKey(ctx context.Context, in *patchKeyInput) (*patchKeyOutput, error) {
-	b := in.Body
-	var nulls []apikey.FieldError
-	if b.Name.Null {
-		nulls = append(nulls, apikey.FieldError{Field: "name", Message: "must not be null"})
-	}
-	if b.Scopes.Null {
-		nulls = append(nulls, apikey.FieldError{Field: "scopes", Message: "must not be null"})
-	}
-	if nulls != nil {
-		return nil, a.fail(ctx, apikey.Invalid("the request is invalid", nulls...))
-	}
-	patched, err := a.svc.Patch(ctx, principal(ctx), in.KeyID, service.PatchInput{
-		Name: b.Name.ptr(), Scopes: b.Scopes.ptr(), ExpiresAt: b.ExpiresAt.nullable(),
-		RotationIntervalDays: nullableInt(b.RotationIntervalDays), RotationWebhookURL: b.RotationWebhookURL.nullable(),
-		NextRotationAt: b.NextRotationAt,
-	})
+	patched, err := a.svc.Patch(ctx, principal(ctx), in.KeyID, in.Body.patch())
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"reflect"
 	"time"
@@ -233,38 +232,57 @@ func auditEventObject(e *apikey.AuditEvent) AuditEventObject {
 	}
 }
 
-// Optional is a PATCH field that distinguishes absent, null and a value.
-type Optional[T any] struct {
-	Set   bool
-	Null  bool
-	Value T
+// createKeyInputBody is the body of POST /v1/api-keys: apikey.KeyInput on
+// the wire. Its name gives the schema name /openapi.json has always had.
+type createKeyInputBody struct {
+	ProjectID            string       `json:"project_id" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Project the key belongs to."`
+	Name                 string       `json:"name" minLength:"1" maxLength:"255" doc:"Human-readable name."`
+	Scopes               []string     `json:"scopes,omitempty" nullable:"true" maxItems:"64" doc:"What the key may do, in your own vocabulary; a trailing :* or a lone * is a wildcard. Default: none."`
+	ExpiresInDays        *wholeNumber `json:"expires_in_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Lifetime in days. Not with expires_at."`
+	ExpiresAt            *time.Time   `json:"expires_at,omitempty" nullable:"true" doc:"Expiry instant, in the future. Not with expires_in_days."`
+	EnvironmentID        *string      `json:"environment_id,omitempty" nullable:"true" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Bind the key to one environment."`
+	RotationIntervalDays *wholeNumber `json:"rotation_interval_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Rotate automatically every this many days; needs rotation_webhook_url."`
+	RotationWebhookURL   *string      `json:"rotation_webhook_url,omitempty" nullable:"true" maxLength:"2048" doc:"https URL on a public host that receives rotated keys, signed."`
 }
 
-// UnmarshalJSON is called only for fields present in the body.
-func (o *Optional[T]) UnmarshalJSON(b []byte) error {
-	o.Set = true
-	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
-		o.Null = true
-		return nil
+func (b *createKeyInputBody) input() apikey.KeyInput {
+	return apikey.KeyInput{
+		ProjectID: b.ProjectID, Name: b.Name, Scopes: b.Scopes, ExpiresInDays: intPtr(b.ExpiresInDays),
+		ExpiresAt: b.ExpiresAt, EnvironmentID: b.EnvironmentID,
+		RotationIntervalDays: intPtr(b.RotationIntervalDays), RotationWebhookURL: b.RotationWebhookURL,
 	}
-	return json.Unmarshal(b, &o.Value)
 }
+
+// patchKeyInputBody is the body of PATCH /v1/api-keys/{keyID}:
+// apikey.KeyPatch on the wire. The domain answers null where null is not allowed.
+type patchKeyInputBody struct {
+	Name                 Optional[string]      `json:"name,omitempty" minLength:"1" maxLength:"255"`
+	Scopes               Optional[[]string]    `json:"scopes,omitempty" maxItems:"64"`
+	ExpiresAt            Optional[time.Time]   `json:"expires_at,omitempty" doc:"New expiry; null removes it."`
+	RotationIntervalDays Optional[wholeNumber] `json:"rotation_interval_days,omitempty" minimum:"1" maximum:"36500" doc:"null disables scheduled rotation."`
+	RotationWebhookURL   Optional[string]      `json:"rotation_webhook_url,omitempty" maxLength:"2048" doc:"null removes it (only without rotation_interval_days)."`
+	NextRotationAt       *time.Time            `json:"next_rotation_at,omitempty" doc:"Move the next scheduled rotation, e.g. to now."`
+}
+
+func (b *patchKeyInputBody) patch() apikey.KeyPatch {
+	p := apikey.KeyPatch{
+		Name: b.Name.Optional, Scopes: b.Scopes.Optional, ExpiresAt: b.ExpiresAt.Optional,
+		RotationIntervalDays: wholeOptional(b.RotationIntervalDays), RotationWebhookURL: b.RotationWebhookURL.Optional,
+	}
+	if b.NextRotationAt != nil {
+		p.NextRotationAt = apikey.Some(*b.NextRotationAt)
+	}
+	return p
+}
+
+// Optional is a PATCH field of a request body: the domain's three-state
+// apikey.Optional, which it decodes into, plus its OpenAPI schema (the
+// value's, nullable), which the domain cannot state without importing huma.
+type Optional[T any] struct{ apikey.Optional[T] }
 
 // Schema describes the field as its value type, nullable.
 func (o Optional[T]) Schema(r huma.Registry) *huma.Schema {
 	s := *r.Schema(reflect.TypeFor[T](), true, "")
 	s.Nullable = true
 	return &s
-}
-
-// ptr returns the value, or nil when the field was absent or null.
-func (o Optional[T]) ptr() *T {
-	if !o.Set || o.Null {
-		return nil
-	}
-	return &o.Value
-}
-
-func (o Optional[T]) nullable() service.Nullable[T] {
-	return service.Nullable[T]{Set: o.Set, Valid: o.Set && !o.Null, Value: o.Value}
 }

@@ -1,6 +1,9 @@
 package apikey
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Key is an API key as the store keeps it: everything but the plaintext.
 //
@@ -143,4 +146,220 @@ func ValidIdentifier(s string) bool {
 func identChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
 		c == '_' || c == '.' || c == ':' || c == '-'
+}
+
+// The settable fields of a key. A plain new field is declared here: in Key
+// above, in KeyInput (set at creation) and KeyPatch (changed by PATCH) with
+// their checks, and in auditFields (recorded by audit events). The service
+// passes these types through; the API decodes into them; each store maps
+// the Key field once.
+
+// KeyInput is what the creator of a key chooses. Pointers are nil when the
+// field was not given.
+type KeyInput struct {
+	ProjectID            string
+	Name                 string
+	Scopes               []string
+	ExpiresInDays        *int
+	ExpiresAt            *time.Time
+	EnvironmentID        *string
+	RotationIntervalDays *int
+	RotationWebhookURL   *string
+}
+
+// NewKey checks in and returns the key it describes at now: every field a
+// creator sets, and the times that follow from them. Identity (ID, prefix,
+// hash) and secrets are the caller's to add. env is the environment of a
+// key whose input names none. The field errors come all at once, in field
+// order; the caller may add its own before making them an error with
+// InvalidFields.
+func (in *KeyInput) NewKey(now time.Time, env string) (*Key, []FieldError) {
+	var bad problems
+	bad.identifier("project_id", in.ProjectID)
+	bad.name("name", in.Name)
+	scopes, serr := ValidateScopes("scopes", in.Scopes)
+	bad.fromError(serr)
+	k := &Key{ProjectID: in.ProjectID, EnvironmentID: env, Name: in.Name, Scopes: scopes, CreatedAt: now, UpdatedAt: now}
+	switch {
+	case in.ExpiresInDays != nil && in.ExpiresAt != nil:
+		bad.add("expires_at", "give expires_in_days or expires_at, not both")
+	case in.ExpiresInDays != nil:
+		bad.days("expires_in_days", *in.ExpiresInDays, MaxExpiresInDays)
+		k.ExpiresAt = now.Add(time.Duration(*in.ExpiresInDays) * Day)
+	case in.ExpiresAt != nil:
+		k.ExpiresAt = in.ExpiresAt.UTC().Truncate(time.Microsecond)
+		bad.future("expires_at", k.ExpiresAt, now)
+	}
+	if in.EnvironmentID != nil {
+		bad.identifier("environment_id", *in.EnvironmentID)
+		k.EnvironmentID = *in.EnvironmentID
+	}
+	if in.RotationIntervalDays != nil {
+		k.RotationIntervalDays = *in.RotationIntervalDays
+		bad.days("rotation_interval_days", k.RotationIntervalDays, MaxRotationDays)
+		if in.RotationWebhookURL == nil {
+			bad.add("rotation_webhook_url", "is required with rotation_interval_days")
+		}
+		k.NextRotationAt = now.Add(time.Duration(k.RotationIntervalDays) * Day)
+	}
+	if in.RotationWebhookURL != nil {
+		k.RotationWebhookURL = *in.RotationWebhookURL
+	}
+	return k, bad
+}
+
+// Day is the unit of the key's day counts.
+const Day = 24 * time.Hour
+
+// KeyPatch is a partial update of a key: each field absent, null (clear)
+// or a value.
+type KeyPatch struct {
+	Name                 Optional[string]
+	Scopes               Optional[[]string]
+	ExpiresAt            Optional[time.Time]
+	RotationIntervalDays Optional[int]
+	RotationWebhookURL   Optional[string]
+	// NextRotationAt moves the next scheduled rotation; null is absent.
+	NextRotationAt Optional[time.Time]
+}
+
+// Check checks the rules of p that do not depend on the key, at now, and
+// normalises what it accepts (scopes, times).
+func (p *KeyPatch) Check(now time.Time) []FieldError {
+	var bad problems
+	bad.notNull("name", p.Name.Null)
+	bad.notNull("scopes", p.Scopes.Null)
+	if p.Name.Valid() {
+		bad.name("name", p.Name.Value)
+	}
+	if p.Scopes.Valid() {
+		scopes, serr := ValidateScopes("scopes", p.Scopes.Value)
+		bad.fromError(serr)
+		p.Scopes.Value = scopes
+	}
+	if p.ExpiresAt.Valid() {
+		p.ExpiresAt.Value = p.ExpiresAt.Value.UTC().Truncate(time.Microsecond)
+		bad.future("expires_at", p.ExpiresAt.Value, now)
+	}
+	if p.RotationIntervalDays.Valid() {
+		bad.days("rotation_interval_days", p.RotationIntervalDays.Value, MaxRotationDays)
+	}
+	if p.NextRotationAt.Valid() {
+		p.NextRotationAt.Value = p.NextRotationAt.Value.UTC().Truncate(time.Microsecond)
+	}
+	return bad
+}
+
+// Apply changes k as p (already checked) asks, at now, and returns the
+// errors of the rules that depend on the key's state.
+func (p *KeyPatch) Apply(k *Key, now time.Time) []FieldError {
+	if p.Name.Valid() {
+		k.Name = p.Name.Value
+	}
+	if p.Scopes.Valid() {
+		k.Scopes = p.Scopes.Value
+	}
+	if p.ExpiresAt.Set {
+		k.ExpiresAt = value(p.ExpiresAt)
+	}
+	if p.RotationWebhookURL.Set {
+		k.RotationWebhookURL = value(p.RotationWebhookURL)
+	}
+	if p.RotationIntervalDays.Set {
+		k.RotationIntervalDays = value(p.RotationIntervalDays)
+		k.NextRotationAt = time.Time{}
+		if p.RotationIntervalDays.Valid() {
+			// The schedule counts from the key's creation; a key already
+			// older than its new interval comes due at once.
+			k.NextRotationAt = k.CreatedAt.Add(time.Duration(k.RotationIntervalDays) * Day)
+			if k.NextRotationAt.Before(now) {
+				k.NextRotationAt = now
+			}
+		}
+	}
+	var bad problems
+	if p.NextRotationAt.Valid() {
+		if k.RotationIntervalDays == 0 {
+			bad.add("next_rotation_at", "the key has no rotation_interval_days")
+		}
+		k.NextRotationAt = p.NextRotationAt.Value
+	}
+	if k.RotationIntervalDays > 0 && k.RotationWebhookURL == "" {
+		bad.add("rotation_webhook_url", "is required while rotation_interval_days is set")
+	}
+	return bad
+}
+
+// value is o's value, or the zero value (unset) when o is null.
+func value[T any](o Optional[T]) T {
+	var zero T
+	if o.Null {
+		return zero
+	}
+	return o.Value
+}
+
+// auditFields are the fields of a key that audit events record before and
+// after a change, by their API names; unset values are nil.
+var auditFields = []struct {
+	name string
+	get  func(k *Key) any
+}{
+	{"name", func(k *Key) any { return k.Name }},
+	{"scopes", func(k *Key) any { return k.Scopes }},
+	{"environment_id", func(k *Key) any { return orNil(k.EnvironmentID) }},
+	{"expires_at", func(k *Key) any { return orNil(k.ExpiresAt) }},
+	{"revoked_at", func(k *Key) any { return orNil(k.RevokedAt) }},
+	{"replaced_by_key_id", func(k *Key) any { return orNil(k.ReplacedByKeyID) }},
+	{"grace_expires_at", func(k *Key) any { return orNil(k.GraceExpiresAt) }},
+	{"replaces_key_id", func(k *Key) any { return orNil(k.ReplacesKeyID) }},
+	{"rotation_interval_days", func(k *Key) any { return orNil(k.RotationIntervalDays) }},
+	{"next_rotation_at", func(k *Key) any { return orNil(k.NextRotationAt) }},
+	{"rotation_webhook_url", func(k *Key) any { return orNil(k.RotationWebhookURL) }},
+}
+
+func orNil[T comparable](v T) any {
+	var zero T
+	if v == zero {
+		return nil
+	}
+	return v
+}
+
+// Diff returns the recorded fields (auditFields) that differ between
+// before and after, with their values on each side; before nil means a new
+// key, and then after holds every field that is set. Both maps are empty,
+// not nil, when nothing changed.
+func Diff(before, after *Key) (was, is map[string]any) {
+	was, is = map[string]any{}, map[string]any{}
+	for _, f := range auditFields {
+		a := f.get(after)
+		if before == nil {
+			if a != nil && !isEmpty(a) {
+				is[f.name] = a
+			}
+			continue
+		}
+		if b := f.get(before); !equalValue(b, a) {
+			was[f.name], is[f.name] = b, a
+		}
+	}
+	return was, is
+}
+
+func isEmpty(v any) bool {
+	s, ok := v.([]string)
+	return ok && len(s) == 0
+}
+
+func equalValue(a, b any) bool {
+	switch a := a.(type) {
+	case []string:
+		b, ok := b.([]string)
+		return ok && slices.Equal(a, b)
+	case time.Time:
+		b, ok := b.(time.Time)
+		return ok && a.Equal(b)
+	}
+	return a == b
 }

@@ -98,7 +98,9 @@ func (p Principal) SeesRecord(r *Record) bool {
 // Covers reports whether the principal holds every one of scopes, so that
 // creating, changing or rotating a key with them is no escalation. A root
 // key may give any scope of the customer's vocabulary, and those that would
-// hold apikeyd's own (api-keys:…, *) only when it holds them itself.
+// hold apikeyd's own (api-keys:…, *) only when it holds them itself. For
+// an API key, as in Allows, api-keys:write includes api-keys:read: a key
+// that may write keys may issue one that only reads them.
 func (p Principal) Covers(scopes []string) bool {
 	switch {
 	case p.Admin:
@@ -111,7 +113,12 @@ func (p Principal) Covers(scopes []string) bool {
 		}
 		return true
 	}
-	return ScopesCover(p.Scopes, scopes)
+	for _, s := range scopes {
+		if !anyCovers(p.Scopes, s) && (s != ScopeRead || !anyCovers(p.Scopes, ScopeWrite)) {
+			return false
+		}
+	}
+	return true
 }
 
 // inProjects reports whether a root key acts in project.

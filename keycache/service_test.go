@@ -84,7 +84,7 @@ func TestCoherence(t *testing.T) {
 
 	t.Run("Patch", func(t *testing.T) {
 		scopes := []string{"profile"}
-		if _, err := svc.Patch(ctx, admin, k.Key.ID, service.PatchInput{Scopes: &scopes}); err != nil {
+		if _, err := svc.Patch(ctx, admin, k.Key.ID, service.PatchInput{Scopes: apikey.Some(scopes)}); err != nil {
 			t.Fatal(err)
 		}
 		expect(k.Plaintext, apikey.CodeInsufficientScope, "orders:read")
@@ -92,7 +92,7 @@ func TestCoherence(t *testing.T) {
 	})
 	t.Run("PatchExpiry", func(t *testing.T) {
 		at := clk.Now().Add(time.Hour)
-		if _, err := svc.Patch(ctx, admin, k.Key.ID, service.PatchInput{ExpiresAt: service.Nullable[time.Time]{Set: true, Valid: true, Value: at}}); err != nil {
+		if _, err := svc.Patch(ctx, admin, k.Key.ID, service.PatchInput{ExpiresAt: apikey.Some(at)}); err != nil {
 			t.Fatal(err)
 		}
 		expect(k.Plaintext, apikey.CodeValid)
@@ -103,7 +103,7 @@ func TestCoherence(t *testing.T) {
 		if _, err := svc.Authenticate(ctx, k.Plaintext); apikey.ErrorCode(err) != apikey.EUNAUTHENTICATED {
 			t.Fatalf("expired key authenticates: %v", err)
 		}
-		if _, err := svc.Patch(ctx, admin, k.Key.ID, service.PatchInput{ExpiresAt: service.Nullable[time.Time]{Set: true}}); err != nil {
+		if _, err := svc.Patch(ctx, admin, k.Key.ID, service.PatchInput{ExpiresAt: apikey.Null[time.Time]()}); err != nil {
 			t.Fatal(err)
 		}
 		expect(k.Plaintext, apikey.CodeValid)

@@ -29,7 +29,7 @@ const selectDelivery = "SELECT " + deliveryColumns + " FROM deliveries "
 // EXISTS is read from the snapshot only and so cannot see a delivery
 // inserted by a transaction that committed after this statement began;
 // the unique index deliveries_pending_key catches that case.
-const dueKeysSQL = selectKey + `WHERE next_rotation_at IS NOT NULL AND next_rotation_at <= $1
+var dueKeysSQL = selectKey + `WHERE next_rotation_at IS NOT NULL AND next_rotation_at <= $1
 	AND rotation_interval_days IS NOT NULL AND rotation_webhook_url IS NOT NULL
 	AND revoked_at IS NULL AND replaced_by_key_id IS NULL
 	AND (expires_at IS NULL OR expires_at > $1)

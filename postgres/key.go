@@ -1,11 +1,14 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,15 +17,111 @@ import (
 	"github.com/apikeyd/apikeyd/apikey"
 )
 
-// keyColumns are the columns scanKey reads, in its order.
-const keyColumns = `id, project_id, COALESCE(environment_id, ''), name, key_prefix, key_hash, scopes,
-	expires_at, last_used_at, created_at, updated_at, revoked_at,
-	COALESCE(replaced_by_key_id, ''), grace_expires_at, COALESCE(replaces_key_id, ''),
-	COALESCE(rotation_interval_days, 0), next_rotation_at, COALESCE(rotation_webhook_url, ''),
-	webhook_secret_sealed, version`
+// keyColumn maps one column of the keys table to a field of apikey.Key. The
+// table keyTable is the only place that lists the columns: every query
+// selects keyColumns and scans with scanKey, InsertKey writes every column
+// and UpdateKey the mutable ones, so a new field is one line here.
+type keyColumn struct {
+	name string // the column
+	// read is the expression a query selects; empty means name.
+	read string
+	// mutable columns are written by UpdateKey as well as InsertKey.
+	mutable bool
+	// dest is where a read of the column goes.
+	dest func(r *keyRow) any
+	// arg is what a write stores.
+	arg func(k *apikey.Key) any
+}
 
-// selectKey starts a query for keys.
-const selectKey = "SELECT " + keyColumns + " FROM keys "
+// keyRow is a key being read, with the columns that are decoded after the
+// scan.
+type keyRow struct {
+	k    apikey.Key
+	hash []byte
+}
+
+// keyTable lists the columns of keys, in the order queries select them.
+// version is the store's own and written by the queries (change_xid by a trigger).
+var keyTable = []keyColumn{
+	{name: "id", dest: func(r *keyRow) any { return &r.k.ID }, arg: func(k *apikey.Key) any { return k.ID }},
+	{name: "project_id", dest: func(r *keyRow) any { return &r.k.ProjectID }, arg: func(k *apikey.Key) any { return k.ProjectID }},
+	{name: "environment_id", read: "COALESCE(environment_id, '')",
+		dest: func(r *keyRow) any { return &r.k.EnvironmentID }, arg: func(k *apikey.Key) any { return orNull(k.EnvironmentID) }},
+	{name: "name", mutable: true, dest: func(r *keyRow) any { return &r.k.Name }, arg: func(k *apikey.Key) any { return k.Name }},
+	{name: "key_prefix", dest: func(r *keyRow) any { return &r.k.KeyPrefix }, arg: func(k *apikey.Key) any { return k.KeyPrefix }},
+	{name: "key_hash", dest: func(r *keyRow) any { return &r.hash }, arg: func(k *apikey.Key) any { return k.Hash[:] }},
+	{name: "scopes", mutable: true, dest: func(r *keyRow) any { return &r.k.Scopes }, arg: func(k *apikey.Key) any { return scopes(k.Scopes) }},
+	{name: "expires_at", mutable: true, dest: func(r *keyRow) any { return (*tstz)(&r.k.ExpiresAt) }, arg: func(k *apikey.Key) any { return tstz(k.ExpiresAt) }},
+	{name: "last_used_at", dest: func(r *keyRow) any { return (*tstz)(&r.k.LastUsedAt) }, arg: func(k *apikey.Key) any { return tstz(k.LastUsedAt) }},
+	{name: "created_at", dest: func(r *keyRow) any { return (*tstz)(&r.k.CreatedAt) }, arg: func(k *apikey.Key) any { return tstz(k.CreatedAt) }},
+	{name: "updated_at", mutable: true, dest: func(r *keyRow) any { return (*tstz)(&r.k.UpdatedAt) }, arg: func(k *apikey.Key) any { return tstz(k.UpdatedAt) }},
+	{name: "revoked_at", mutable: true, dest: func(r *keyRow) any { return (*tstz)(&r.k.RevokedAt) }, arg: func(k *apikey.Key) any { return tstz(k.RevokedAt) }},
+	{name: "replaced_by_key_id", read: "COALESCE(replaced_by_key_id, '')", mutable: true,
+		dest: func(r *keyRow) any { return &r.k.ReplacedByKeyID }, arg: func(k *apikey.Key) any { return orNull(k.ReplacedByKeyID) }},
+	{name: "grace_expires_at", mutable: true, dest: func(r *keyRow) any { return (*tstz)(&r.k.GraceExpiresAt) }, arg: func(k *apikey.Key) any { return tstz(k.GraceExpiresAt) }},
+	{name: "replaces_key_id", read: "COALESCE(replaces_key_id, '')", mutable: true,
+		dest: func(r *keyRow) any { return &r.k.ReplacesKeyID }, arg: func(k *apikey.Key) any { return orNull(k.ReplacesKeyID) }},
+	{name: "rotation_interval_days", read: "COALESCE(rotation_interval_days, 0)", mutable: true,
+		dest: func(r *keyRow) any { return &r.k.RotationIntervalDays }, arg: func(k *apikey.Key) any { return orNull(k.RotationIntervalDays) }},
+	{name: "next_rotation_at", mutable: true, dest: func(r *keyRow) any { return (*tstz)(&r.k.NextRotationAt) }, arg: func(k *apikey.Key) any { return tstz(k.NextRotationAt) }},
+	{name: "rotation_webhook_url", read: "COALESCE(rotation_webhook_url, '')", mutable: true,
+		dest: func(r *keyRow) any { return &r.k.RotationWebhookURL }, arg: func(k *apikey.Key) any { return orNull(k.RotationWebhookURL) }},
+	{name: "webhook_secret_sealed", mutable: true, dest: func(r *keyRow) any { return &r.k.WebhookSecretSealed }, arg: func(k *apikey.Key) any { return k.WebhookSecretSealed }},
+	{name: "version", dest: func(r *keyRow) any { return &r.k.Version }}, // arg nil: the queries write it
+}
+
+// The statements built from keyTable.
+var (
+	keyColumns   = readList()
+	selectKey    = "SELECT " + keyColumns + " FROM keys "
+	insertKeySQL = insertSQL()
+	updateKeySQL = updateSQL()
+)
+
+func readList() string {
+	var b strings.Builder
+	for i, c := range keyTable {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(cmp.Or(c.read, c.name))
+	}
+	return b.String()
+}
+
+func insertSQL() string {
+	var cols, vals []string
+	for _, c := range keyTable {
+		if c.arg != nil {
+			cols, vals = append(cols, c.name), append(vals, "$"+strconv.Itoa(len(vals)+1))
+		}
+	}
+	return "INSERT INTO keys (" + strings.Join(cols, ", ") + ", version) VALUES (" + strings.Join(vals, ", ") + ", 1)"
+}
+
+func updateSQL() string {
+	var set []string
+	for _, c := range keyTable {
+		if c.mutable {
+			set = append(set, c.name+" = $"+strconv.Itoa(len(set)+1))
+		}
+	}
+	n := len(set)
+	return "UPDATE keys SET " + strings.Join(set, ", ") + ", version = version + 1" +
+		" WHERE id = $" + strconv.Itoa(n+1) + " AND version = $" + strconv.Itoa(n+2) + " RETURNING version"
+}
+
+// keyArgs returns the values InsertKey (all) or UpdateKey (mutable only)
+// writes, in keyTable's order, followed by extra.
+func keyArgs(k *apikey.Key, mutableOnly bool, extra ...any) []any {
+	args := make([]any, 0, len(keyTable)+len(extra))
+	for _, c := range keyTable {
+		if c.arg != nil && (c.mutable || !mutableOnly) {
+			args = append(args, c.arg(k))
+		}
+	}
+	return append(args, extra...)
+}
 
 // statusSQL is a key's status at the instant of the placeholder now,
 // decided in the same order as apikey.Key.Status. NULL comparisons are not
@@ -40,25 +139,25 @@ func statusSQL(now string) string {
 // scanPage is how many keys ScanKeys reads at a time.
 const scanPage = 1000
 
+// scanKey reads a row of keyColumns.
 func scanKey(row pgx.Row) (*apikey.Key, error) {
-	var k apikey.Key
-	var hash []byte
-	err := row.Scan(&k.ID, &k.ProjectID, &k.EnvironmentID, &k.Name, &k.KeyPrefix, &hash, &k.Scopes,
-		(*tstz)(&k.ExpiresAt), (*tstz)(&k.LastUsedAt), (*tstz)(&k.CreatedAt), (*tstz)(&k.UpdatedAt), (*tstz)(&k.RevokedAt),
-		&k.ReplacedByKeyID, (*tstz)(&k.GraceExpiresAt), &k.ReplacesKeyID,
-		&k.RotationIntervalDays, (*tstz)(&k.NextRotationAt), &k.RotationWebhookURL,
-		&k.WebhookSecretSealed, &k.Version)
-	if err != nil {
+	r := &keyRow{}
+	dest := make([]any, len(keyTable))
+	for i, c := range keyTable {
+		dest[i] = c.dest(r)
+	}
+	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
-	if len(hash) != len(k.Hash) {
-		return nil, fmt.Errorf("key %s: hash of %d bytes", k.ID, len(hash))
+	k := &r.k
+	if len(r.hash) != len(k.Hash) {
+		return nil, fmt.Errorf("key %s: hash of %d bytes", k.ID, len(r.hash))
 	}
-	copy(k.Hash[:], hash)
+	copy(k.Hash[:], r.hash)
 	if k.Scopes == nil {
 		k.Scopes = []string{}
 	}
-	return &k, nil
+	return k, nil
 }
 
 // scopes returns the scopes to store: never NULL.
@@ -230,19 +329,7 @@ func (t *tx) KeyForUpdate(ctx context.Context, id string) (*apikey.Key, error) {
 
 // InsertKey stores k with Version 1 and sets k.Version to match.
 func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
-	_, err := t.tx.Exec(ctx, `INSERT INTO keys (
-		id, project_id, environment_id, name, key_prefix, key_hash, scopes,
-		expires_at, last_used_at, created_at, updated_at, revoked_at,
-		replaced_by_key_id, grace_expires_at, replaces_key_id,
-		rotation_interval_days, next_rotation_at, rotation_webhook_url,
-		webhook_secret_sealed, version
-	) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, 1)`,
-		k.ID, k.ProjectID, orNull(k.EnvironmentID), k.Name, k.KeyPrefix, k.Hash[:], scopes(k.Scopes),
-		tstz(k.ExpiresAt), tstz(k.LastUsedAt), tstz(k.CreatedAt), tstz(k.UpdatedAt), tstz(k.RevokedAt),
-		orNull(k.ReplacedByKeyID), tstz(k.GraceExpiresAt), orNull(k.ReplacesKeyID),
-		orNull(k.RotationIntervalDays), tstz(k.NextRotationAt), orNull(k.RotationWebhookURL),
-		k.WebhookSecretSealed)
-	if err != nil {
+	if _, err := t.tx.Exec(ctx, insertKeySQL, keyArgs(k, false)...); err != nil {
 		return t.fail("insert key", err)
 	}
 	k.Version = 1
@@ -252,17 +339,7 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 // UpdateKey writes the mutable fields of k if its stored version is still
 // k.Version, and sets k.Version to the new one.
 func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
-	err := t.tx.QueryRow(ctx, `UPDATE keys SET
-		name = $1, scopes = $2, expires_at = $3, revoked_at = $4,
-		replaced_by_key_id = $5, grace_expires_at = $6, replaces_key_id = $7,
-		rotation_interval_days = $8, next_rotation_at = $9, rotation_webhook_url = $10,
-		webhook_secret_sealed = $11, updated_at = $12, version = version + 1
-		WHERE id = $13 AND version = $14 RETURNING version`,
-		k.Name, scopes(k.Scopes), tstz(k.ExpiresAt), tstz(k.RevokedAt),
-		orNull(k.ReplacedByKeyID), tstz(k.GraceExpiresAt), orNull(k.ReplacesKeyID),
-		orNull(k.RotationIntervalDays), tstz(k.NextRotationAt), orNull(k.RotationWebhookURL),
-		k.WebhookSecretSealed, tstz(k.UpdatedAt),
-		k.ID, k.Version).Scan(&k.Version)
+	err := t.tx.QueryRow(ctx, updateKeySQL, keyArgs(k, true, k.ID, k.Version)...).Scan(&k.Version)
 	switch {
 	case err == nil:
 		return nil

@@ -166,7 +166,7 @@ func (e *env) create(url string, scopes ...string) *service.Created {
 		e.t.Fatalf("create: %v", err)
 	}
 	now := e.clock.Now()
-	if _, err := e.svc.Patch(e.t.Context(), apikey.AdminPrincipal, c.Key.ID, service.PatchInput{NextRotationAt: &now}); err != nil {
+	if _, err := e.svc.Patch(e.t.Context(), apikey.AdminPrincipal, c.Key.ID, service.PatchInput{NextRotationAt: apikey.Some(now)}); err != nil {
 		e.t.Fatalf("patch next_rotation_at: %v", err)
 	}
 	return c
@@ -534,7 +534,7 @@ func TestChangedWhilePending(t *testing.T) {
 		c, _ := pending(t, e, old.URL)
 		url := fixed.URL + "/v2"
 		if _, err := e.svc.Patch(t.Context(), apikey.AdminPrincipal, c.Key.ID, service.PatchInput{
-			RotationWebhookURL: service.Nullable[string]{Set: true, Valid: true, Value: url},
+			RotationWebhookURL: apikey.Some(url),
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -553,7 +553,7 @@ func TestChangedWhilePending(t *testing.T) {
 		c, d := pending(t, e, r.URL)
 		scopes := []string{"a", "b"}
 		name := "renamed"
-		if _, err := e.svc.Patch(t.Context(), apikey.AdminPrincipal, c.Key.ID, service.PatchInput{Scopes: &scopes, Name: &name}); err != nil {
+		if _, err := e.svc.Patch(t.Context(), apikey.AdminPrincipal, c.Key.ID, service.PatchInput{Scopes: apikey.Some(scopes), Name: apikey.Some(name)}); err != nil {
 			t.Fatal(err)
 		}
 		e.sched.RunOnce(t.Context())
@@ -575,7 +575,7 @@ func TestChangedWhilePending(t *testing.T) {
 			return err
 		},
 		"ErrTurnedOff": func(e *env, id string) error {
-			_, err := e.svc.Patch(t.Context(), apikey.AdminPrincipal, id, service.PatchInput{RotationIntervalDays: service.Nullable[int]{Set: true}})
+			_, err := e.svc.Patch(t.Context(), apikey.AdminPrincipal, id, service.PatchInput{RotationIntervalDays: apikey.Null[int]()})
 			return err
 		},
 		"ErrReplacementRevoked": func(e *env, id string) error {
@@ -647,7 +647,7 @@ func TestTwoSchedulers(t *testing.T) {
 			t.Fatal(err)
 		}
 		due := now.Add(500 * time.Millisecond)
-		if _, err := svcs[i%2].Patch(t.Context(), apikey.AdminPrincipal, c.Key.ID, service.PatchInput{NextRotationAt: &due}); err != nil {
+		if _, err := svcs[i%2].Patch(t.Context(), apikey.AdminPrincipal, c.Key.ID, service.PatchInput{NextRotationAt: apikey.Some(due)}); err != nil {
 			t.Fatal(err)
 		}
 		secrets[c.Key.ID] = c.WebhookSecret

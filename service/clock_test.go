@@ -134,8 +134,8 @@ func TestPatchScheduleFromCreation(t *testing.T) {
 	}
 	c.advance(10 * 24 * time.Hour)
 	p, err := svc.Patch(ctx, apikey.AdminPrincipal, k.Key.ID, service.PatchInput{
-		RotationIntervalDays: service.Nullable[int]{Set: true, Valid: true, Value: 30},
-		RotationWebhookURL:   service.Nullable[string]{Set: true, Valid: true, Value: url},
+		RotationIntervalDays: apikey.Some(30),
+		RotationWebhookURL:   apikey.Some(url),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +148,7 @@ func TestPatchScheduleFromCreation(t *testing.T) {
 	}
 	// A key already older than its new interval comes due at once.
 	p, err = svc.Patch(ctx, apikey.AdminPrincipal, k.Key.ID, service.PatchInput{
-		RotationIntervalDays: service.Nullable[int]{Set: true, Valid: true, Value: 5},
+		RotationIntervalDays: apikey.Some(5),
 	})
 	if err != nil {
 		t.Fatal(err)

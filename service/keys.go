@@ -12,7 +12,7 @@ import (
 // webhookSecretContext binds sealed webhook secrets to their purpose.
 const webhookSecretContext = "apikeyd/webhook-secret/v1"
 
-const day = 24 * time.Hour
+const day = apikey.Day
 
 // Created is a new key and the secrets shown to its creator this once.
 type Created struct {
@@ -28,45 +28,17 @@ func (s *Service) Create(ctx context.Context, p apikey.Principal, in CreateInput
 		return nil, errNoWrite
 	}
 	now := s.now()
-	var bad problems
-	bad.identifier("project_id", in.ProjectID)
-	bad.name("name", in.Name)
-	scopes, serr := apikey.ValidateScopes("scopes", in.Scopes)
-	bad.fromError(serr)
-	var expires time.Time
-	switch {
-	case in.ExpiresInDays != nil && in.ExpiresAt != nil:
-		bad.add("expires_at", "give expires_in_days or expires_at, not both")
-	case in.ExpiresInDays != nil:
-		bad.days("expires_in_days", *in.ExpiresInDays, apikey.MaxExpiresInDays)
-		expires = now.Add(time.Duration(*in.ExpiresInDays) * day)
-	case in.ExpiresAt != nil:
-		expires = in.ExpiresAt.UTC().Truncate(time.Microsecond)
-		bad.future("expires_at", expires, now)
-	}
-	env := p.EnvironmentID
-	if in.EnvironmentID != nil {
-		bad.identifier("environment_id", *in.EnvironmentID)
-		env = *in.EnvironmentID
-	}
-	interval := 0
-	if in.RotationIntervalDays != nil {
-		interval = *in.RotationIntervalDays
-		bad.days("rotation_interval_days", interval, apikey.MaxRotationDays)
-		if in.RotationWebhookURL == nil {
-			bad.add("rotation_webhook_url", "is required with rotation_interval_days")
-		}
-	}
+	k, bad := in.NewKey(now, p.EnvironmentID)
 	if in.RotationWebhookURL != nil {
-		s.checkWebhookURL(ctx, &bad, *in.RotationWebhookURL)
+		bad = s.checkWebhookURL(ctx, bad, *in.RotationWebhookURL)
 	}
-	if err := bad.err(); err != nil {
+	if err := apikey.InvalidFields(bad); err != nil {
 		return nil, err
 	}
-	if !p.InProject(in.ProjectID, env) {
+	if !p.InProject(k.ProjectID, k.EnvironmentID) {
 		return nil, errProject
 	}
-	if !p.Covers(scopes) {
+	if !p.Covers(k.Scopes) {
 		return nil, errEscalate
 	}
 
@@ -74,43 +46,21 @@ func (s *Service) Create(ctx context.Context, p apikey.Principal, in CreateInput
 	if err != nil {
 		return nil, apikey.Internal(err)
 	}
-	id, err := apikey.NewID(apikey.IDKindKey)
-	if err != nil {
+	if k.ID, err = apikey.NewID(apikey.IDKindKey); err != nil {
 		return nil, apikey.Internal(err)
 	}
-	k := &apikey.Key{
-		ID:                   id,
-		ProjectID:            in.ProjectID,
-		EnvironmentID:        env,
-		Name:                 in.Name,
-		KeyPrefix:            secret.Prefix,
-		Hash:                 secret.Hash,
-		Scopes:               scopes,
-		ExpiresAt:            expires,
-		CreatedAt:            now,
-		UpdatedAt:            now,
-		RotationIntervalDays: interval,
-	}
-	if interval > 0 {
-		k.NextRotationAt = now.Add(time.Duration(interval) * day)
-	}
+	k.KeyPrefix, k.Hash = secret.Prefix, secret.Hash
 	out := &Created{Key: k, Plaintext: secret.Plaintext}
-	if in.RotationWebhookURL != nil {
-		k.RotationWebhookURL = *in.RotationWebhookURL
+	if k.RotationWebhookURL != "" {
 		if out.WebhookSecret, k.WebhookSecretSealed, err = s.newWebhookSecret(); err != nil {
 			return nil, err
 		}
 	}
-	ev, err := s.event(p.Actor(), k, apikey.ActionCreated, now, createdDetails(k))
-	if err != nil {
-		return nil, err
-	}
-	err = s.update(ctx, func(tx apikey.Tx, changed func(*apikey.Key)) error {
+	err = s.update(ctx, func(tx *writeTx) error {
 		if err := tx.InsertKey(ctx, k); err != nil {
 			return err
 		}
-		changed(k)
-		return tx.InsertAuditEvent(ctx, ev)
+		return tx.audit(ctx, p.Actor(), apikey.ActionCreated, k, now, createdDetails(k))
 	})
 	if err != nil {
 		return nil, err
@@ -118,10 +68,12 @@ func (s *Service) Create(ctx context.Context, p apikey.Principal, in CreateInput
 	return out, nil
 }
 
-func (s *Service) checkWebhookURL(ctx context.Context, bad *problems, raw string) {
+// checkWebhookURL adds to bad why the policy refuses raw as a webhook URL.
+func (s *Service) checkWebhookURL(ctx context.Context, bad []apikey.FieldError, raw string) []apikey.FieldError {
 	if err := s.webhooks.CheckURL(ctx, raw); err != nil {
-		bad.add("rotation_webhook_url", err.Error())
+		bad = append(bad, apikey.FieldError{Field: "rotation_webhook_url", Message: err.Error()})
 	}
+	return bad
 }
 
 func (s *Service) newWebhookSecret() (plain string, sealed []byte, err error) {
@@ -160,24 +112,6 @@ func createdDetails(k *apikey.Key) map[string]any {
 		d["rotation_webhook_url"] = k.RotationWebhookURL
 	}
 	return d
-}
-
-// event builds an audit event about k.
-func (s *Service) event(actor apikey.Actor, k *apikey.Key, action string, now time.Time, details map[string]any) (*apikey.AuditEvent, error) {
-	id, err := apikey.NewID(apikey.IDKindEvent)
-	if err != nil {
-		return nil, apikey.Internal(err)
-	}
-	return &apikey.AuditEvent{
-		ID:            id,
-		ProjectID:     k.ProjectID,
-		EnvironmentID: k.EnvironmentID,
-		KeyID:         k.ID,
-		Action:        action,
-		Actor:         actor,
-		Details:       details,
-		CreatedAt:     now,
-	}, nil
 }
 
 // Get returns one key the caller may see.

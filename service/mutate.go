@@ -21,60 +21,44 @@ func (s *Service) Patch(ctx context.Context, p apikey.Principal, id string, in P
 		return nil, errNoWrite
 	}
 	now := s.now()
-	var bad problems
-	var scopes []string
-	if in.Name != nil {
-		bad.name("name", *in.Name)
+	bad := in.Check(now)
+	if in.RotationWebhookURL.Valid() {
+		bad = s.checkWebhookURL(ctx, bad, in.RotationWebhookURL.Value)
 	}
-	if in.Scopes != nil {
-		var serr *apikey.Error
-		scopes, serr = apikey.ValidateScopes("scopes", *in.Scopes)
-		bad.fromError(serr)
-	}
-	if in.ExpiresAt.Set && in.ExpiresAt.Valid {
-		in.ExpiresAt.Value = in.ExpiresAt.Value.UTC().Truncate(time.Microsecond)
-		bad.future("expires_at", in.ExpiresAt.Value, now)
-	}
-	if in.RotationIntervalDays.Set && in.RotationIntervalDays.Valid {
-		bad.days("rotation_interval_days", in.RotationIntervalDays.Value, apikey.MaxRotationDays)
-	}
-	if in.RotationWebhookURL.Set && in.RotationWebhookURL.Valid {
-		s.checkWebhookURL(ctx, &bad, in.RotationWebhookURL.Value)
-	}
-	if err := bad.err(); err != nil {
+	if err := apikey.InvalidFields(bad); err != nil {
 		return nil, err
 	}
 
 	var out *Patched
-	err := s.update(ctx, func(tx apikey.Tx, changed func(*apikey.Key)) error {
+	err := s.update(ctx, func(tx *writeTx) error {
 		k, err := s.visibleKey(ctx, p, id, tx.KeyForUpdate)
 		if err != nil {
 			return err
 		}
-		if !p.Covers(k.Scopes) || (in.Scopes != nil && !p.Covers(scopes)) {
+		if !p.Covers(k.Scopes) || (in.Scopes.Valid() && !p.Covers(in.Scopes.Value)) {
 			return errEscalate
 		}
 		if err := mutable(k, now); err != nil {
 			return err
 		}
 		out = &Patched{Key: k}
-		if in.empty() {
-			return nil
-		}
-		details, err := s.applyPatch(k, in, scopes, now, out)
-		if err != nil {
+		before := k.Clone()
+		if err := apikey.InvalidFields(in.Apply(k, now)); err != nil {
 			return err
+		}
+		if k.RotationWebhookURL != "" && k.WebhookSecretSealed == nil {
+			if out.WebhookSecret, k.WebhookSecretSealed, err = s.newWebhookSecret(); err != nil {
+				return err
+			}
+		}
+		if was, _ := apikey.Diff(before, k); len(was) == 0 {
+			return nil // a patch that changes nothing writes nothing
 		}
 		k.UpdatedAt = now
 		if err := tx.UpdateKey(ctx, k); err != nil {
 			return err
 		}
-		changed(k)
-		ev, err := s.event(p.Actor(), k, apikey.ActionUpdated, now, details)
-		if err != nil {
-			return err
-		}
-		return tx.InsertAuditEvent(ctx, ev)
+		return tx.audit(ctx, p.Actor(), apikey.ActionUpdated, k, now, patchDetails(in, k))
 	})
 	if err != nil {
 		return nil, err
@@ -94,69 +78,39 @@ func mutable(k *apikey.Key, now time.Time) error {
 	return nil
 }
 
-// applyPatch changes k as in asks, checking the rules that depend on the
-// key's current state, and returns what changed for the audit log.
-func (s *Service) applyPatch(k *apikey.Key, in PatchInput, scopes []string, now time.Time, out *Patched) (map[string]any, error) {
+// patchDetails are the details an update event has always carried: the
+// fields the patch gave, with their new values (null when cleared), and the
+// next scheduled rotation of a key that rotates on a schedule. The values
+// before and after come on top (writeTx.audit).
+func patchDetails(in PatchInput, k *apikey.Key) map[string]any {
 	details := map[string]any{}
-	if in.Name != nil {
-		k.Name = *in.Name
+	if in.Name.Set {
 		details["name"] = k.Name
 	}
-	if in.Scopes != nil {
-		k.Scopes = scopes
-		details["scopes"] = scopes
+	if in.Scopes.Set {
+		details["scopes"] = k.Scopes
 	}
 	if in.ExpiresAt.Set {
-		k.ExpiresAt = time.Time{}
-		details["expires_at"] = nil
-		if in.ExpiresAt.Valid {
-			k.ExpiresAt = in.ExpiresAt.Value
-			details["expires_at"] = k.ExpiresAt
-		}
+		details["expires_at"] = orNil(k.ExpiresAt)
 	}
 	if in.RotationWebhookURL.Set {
-		k.RotationWebhookURL = ""
-		details["rotation_webhook_url"] = nil
-		if in.RotationWebhookURL.Valid {
-			k.RotationWebhookURL = in.RotationWebhookURL.Value
-			details["rotation_webhook_url"] = k.RotationWebhookURL
-		}
-	}
-	if k.RotationWebhookURL != "" && k.WebhookSecretSealed == nil {
-		var err error
-		if out.WebhookSecret, k.WebhookSecretSealed, err = s.newWebhookSecret(); err != nil {
-			return nil, err
-		}
+		details["rotation_webhook_url"] = orNil(k.RotationWebhookURL)
 	}
 	if in.RotationIntervalDays.Set {
-		k.RotationIntervalDays = 0
-		k.NextRotationAt = time.Time{}
-		details["rotation_interval_days"] = nil
-		if in.RotationIntervalDays.Valid {
-			k.RotationIntervalDays = in.RotationIntervalDays.Value
-			details["rotation_interval_days"] = k.RotationIntervalDays
-			// The schedule counts from the key's creation; a key already
-			// older than its new interval comes due at once.
-			k.NextRotationAt = k.CreatedAt.Add(time.Duration(k.RotationIntervalDays) * day)
-			if k.NextRotationAt.Before(now) {
-				k.NextRotationAt = now
-			}
-		}
-	}
-	var bad problems
-	if in.NextRotationAt != nil {
-		if k.RotationIntervalDays == 0 {
-			bad.add("next_rotation_at", "the key has no rotation_interval_days")
-		}
-		k.NextRotationAt = in.NextRotationAt.UTC().Truncate(time.Microsecond)
+		details["rotation_interval_days"] = orNil(k.RotationIntervalDays)
 	}
 	if k.RotationIntervalDays > 0 {
 		details["next_rotation_at"] = k.NextRotationAt
-		if k.RotationWebhookURL == "" {
-			bad.add("rotation_webhook_url", "is required while rotation_interval_days is set")
-		}
 	}
-	return details, bad.err()
+	return details
+}
+
+func orNil[T comparable](v T) any {
+	var zero T
+	if v == zero {
+		return nil
+	}
+	return v
 }
 
 // Revoke ends a key at once, including a grace period in progress. Revoking
@@ -166,7 +120,7 @@ func (s *Service) Revoke(ctx context.Context, p apikey.Principal, id string) err
 		return errNoWrite
 	}
 	now := s.now()
-	return s.update(ctx, func(tx apikey.Tx, changed func(*apikey.Key)) error {
+	return s.update(ctx, func(tx *writeTx) error {
 		k, err := s.visibleKey(ctx, p, id, tx.KeyForUpdate)
 		if err != nil || !k.RevokedAt.IsZero() {
 			return err
@@ -182,12 +136,7 @@ func (s *Service) Revoke(ctx context.Context, p apikey.Principal, id string) err
 		if err := tx.UpdateKey(ctx, k); err != nil {
 			return err
 		}
-		changed(k)
-		ev, err := s.event(p.Actor(), k, apikey.ActionRevoked, now, details)
-		if err != nil {
-			return err
-		}
-		return tx.InsertAuditEvent(ctx, ev)
+		return tx.audit(ctx, p.Actor(), apikey.ActionRevoked, k, now, details)
 	})
 }
 
@@ -210,7 +159,7 @@ func (s *Service) Rotate(ctx context.Context, p apikey.Principal, id string, gra
 	}
 	now := s.now()
 	var out *Rotated
-	err := s.update(ctx, func(tx apikey.Tx, changed func(*apikey.Key)) error {
+	err := s.update(ctx, func(tx *writeTx) error {
 		old, err := s.visibleKey(ctx, p, id, tx.KeyForUpdate)
 		if err != nil {
 			return err
@@ -229,8 +178,6 @@ func (s *Service) Rotate(ctx context.Context, p apikey.Principal, id string, gra
 		if err != nil {
 			return err
 		}
-		changed(out.Old)
-		changed(out.New)
 		return nil
 	})
 	return out, err
@@ -240,7 +187,7 @@ func (s *Service) Rotate(ctx context.Context, p apikey.Principal, id string, gra
 // given end of grace. The replacement keeps name, scopes, environment and
 // rotation settings; an expiring key's replacement gets the same lifetime,
 // counted from now.
-func (s *Service) replace(ctx context.Context, tx apikey.Tx, actor apikey.Actor, old *apikey.Key, now, graceEnd time.Time, details map[string]any) (*Rotated, error) {
+func (s *Service) replace(ctx context.Context, tx *writeTx, actor apikey.Actor, old *apikey.Key, now, graceEnd time.Time, details map[string]any) (*Rotated, error) {
 	nk, secret, err := s.replacement(old, now)
 	if err != nil {
 		return nil, err
@@ -257,11 +204,7 @@ func (s *Service) replace(ctx context.Context, tx apikey.Tx, actor apikey.Actor,
 	}
 	details["new_key_id"] = nk.ID
 	details["grace_expires_at"] = graceEnd
-	ev, err := s.event(actor, old, apikey.ActionRotated, now, details)
-	if err != nil {
-		return nil, err
-	}
-	if err := tx.InsertAuditEvent(ctx, ev); err != nil {
+	if err := tx.audit(ctx, actor, apikey.ActionRotated, old, now, details); err != nil {
 		return nil, err
 	}
 	return &Rotated{Old: old, New: nk, Plaintext: secret.Plaintext}, nil

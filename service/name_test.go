@@ -40,8 +40,7 @@ func TestNames(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := svc.Create(ctx, apikey.AdminPrincipal, service.CreateInput{ProjectID: "p3", Name: tc.value})
 			checkInvalid(t, "create", err, "name", tc.message)
-			name := tc.value
-			_, err = svc.Patch(ctx, apikey.AdminPrincipal, k.Key.ID, service.PatchInput{Name: &name})
+			_, err = svc.Patch(ctx, apikey.AdminPrincipal, k.Key.ID, service.PatchInput{Name: apikey.Some(tc.value)})
 			checkInvalid(t, "patch", err, "name", tc.message)
 		})
 	}

@@ -79,14 +79,14 @@ func (p RotationPolicy) delay(failures int) time.Duration {
 func (s *Service) ClaimDueRotations(ctx context.Context, limit int) (int, error) {
 	now := s.now()
 	claimed := 0
-	err := s.update(ctx, func(tx apikey.Tx, changed func(*apikey.Key)) error {
+	err := s.update(ctx, func(tx *writeTx) error {
 		claimed = 0
 		keys, err := tx.DueKeysForUpdate(ctx, now, limit)
 		if err != nil {
 			return err
 		}
 		for _, old := range keys {
-			if err := s.claim(ctx, tx, changed, old, now); err != nil {
+			if err := s.claim(ctx, tx, old, now); err != nil {
 				return fmt.Errorf("claim rotation of %s: %w", old.ID, err)
 			}
 			claimed++
@@ -96,7 +96,7 @@ func (s *Service) ClaimDueRotations(ctx context.Context, limit int) (int, error)
 	return claimed, err
 }
 
-func (s *Service) claim(ctx context.Context, tx apikey.Tx, changed func(*apikey.Key), old *apikey.Key, now time.Time) error {
+func (s *Service) claim(ctx context.Context, tx *writeTx, old *apikey.Key, now time.Time) error {
 	nk, secret, err := s.replacement(old, now)
 	if err != nil {
 		return err
@@ -113,13 +113,11 @@ func (s *Service) claim(ctx context.Context, tx apikey.Tx, changed func(*apikey.
 	if err := tx.InsertKey(ctx, nk); err != nil {
 		return err
 	}
-	changed(nk)
 	old.NextRotationAt = time.Time{}
 	old.UpdatedAt = now
 	if err := tx.UpdateKey(ctx, old); err != nil {
 		return err
 	}
-	changed(old)
 	err = tx.InsertDelivery(ctx, &apikey.Delivery{
 		ID:               id,
 		KeyID:            old.ID,
@@ -136,11 +134,7 @@ func (s *Service) claim(ctx context.Context, tx apikey.Tx, changed func(*apikey.
 	details := createdDetails(nk)
 	details["replaces_key_id"] = old.ID
 	details["webhook_id"] = id
-	ev, err := s.event(apikey.SystemActor, nk, apikey.ActionCreated, now, details)
-	if err != nil {
-		return err
-	}
-	return tx.InsertAuditEvent(ctx, ev)
+	return tx.audit(ctx, apikey.SystemActor, apikey.ActionCreated, nk, now, details)
 }
 
 // Sender delivers a signed message to a webhook target; webhook.Client is
@@ -238,7 +232,7 @@ func (s *Service) LeaseDeliveries(ctx context.Context, policy RotationPolicy, li
 	now := s.now()
 	var attempts []*Attempt
 	var finished []Finished
-	err := s.update(ctx, func(tx apikey.Tx, changed func(*apikey.Key)) error {
+	err := s.update(ctx, func(tx *writeTx) error {
 		attempts, finished = attempts[:0], finished[:0]
 		due, err := tx.DueDeliveriesForUpdate(ctx, now, limit)
 		if err != nil {
@@ -254,14 +248,14 @@ func (s *Service) LeaseDeliveries(ctx context.Context, policy RotationPolicy, li
 				reason = "no attempts left"
 			}
 			if reason != "" {
-				f, err := s.abandon(ctx, tx, changed, d, old, nk, reason, now)
+				f, err := s.abandon(ctx, tx, d, old, nk, reason, now)
 				if err != nil {
 					return err
 				}
 				finished = append(finished, f)
 				continue
 			}
-			if err := s.inherit(ctx, tx, changed, nk, old, now); err != nil {
+			if err := s.inherit(ctx, tx, nk, old, now); err != nil {
 				return err
 			}
 			d.Attempts++
@@ -310,7 +304,7 @@ func stale(old, nk *apikey.Key, now time.Time) string {
 // inherit brings the undelivered replacement nk in step with old: name,
 // scopes, rotation settings, and the same lifetime counted from nk's
 // creation, as replacement sets them at the claim.
-func (s *Service) inherit(ctx context.Context, tx apikey.Tx, changed func(*apikey.Key), nk, old *apikey.Key, now time.Time) error {
+func (s *Service) inherit(ctx context.Context, tx *writeTx, nk, old *apikey.Key, now time.Time) error {
 	expires := time.Time{}
 	if !old.ExpiresAt.IsZero() {
 		expires = nk.CreatedAt.Add(old.ExpiresAt.Sub(old.CreatedAt))
@@ -330,15 +324,10 @@ func (s *Service) inherit(ctx context.Context, tx apikey.Tx, changed func(*apike
 	if err := tx.UpdateKey(ctx, nk); err != nil {
 		return err
 	}
-	changed(nk)
 	details := createdDetails(nk)
 	delete(details, "key_prefix")
 	details["inherited_from_key_id"] = old.ID
-	ev, err := s.event(apikey.SystemActor, nk, apikey.ActionUpdated, now, details)
-	if err != nil {
-		return err
-	}
-	return tx.InsertAuditEvent(ctx, ev)
+	return tx.audit(ctx, apikey.SystemActor, apikey.ActionUpdated, nk, now, details)
 }
 
 // rotatedPayload is the body of a rotation webhook, SPEC §6.
@@ -430,7 +419,7 @@ func (s *Service) attempt(d *apikey.Delivery, old, nk *apikey.Key, now time.Time
 func (s *Service) FinishAttempt(ctx context.Context, policy RotationPolicy, a *Attempt, sendErr error) (Finished, error) {
 	now := s.now()
 	var out Finished
-	err := s.update(ctx, func(tx apikey.Tx, changed func(*apikey.Key)) error {
+	err := s.update(ctx, func(tx *writeTx) error {
 		d, err := tx.DeliveryForUpdate(ctx, a.DeliveryID)
 		if err != nil {
 			return err
@@ -445,11 +434,11 @@ func (s *Service) FinishAttempt(ctx context.Context, policy RotationPolicy, a *A
 		}
 		switch {
 		case sendErr == nil && nk.Status(now) != apikey.StatusActive:
-			out, err = s.abandon(ctx, tx, changed, d, old, nk, "the replacement key was "+string(nk.Status(now))+" during delivery", now)
+			out, err = s.abandon(ctx, tx, d, old, nk, "the replacement key was "+string(nk.Status(now))+" during delivery", now)
 		case sendErr == nil:
-			out, err = s.delivered(ctx, tx, changed, d, old, nk, a, now)
+			out, err = s.delivered(ctx, tx, d, old, nk, a, now)
 		case d.Attempts >= policy.MaxAttempts:
-			out, err = s.abandon(ctx, tx, changed, d, old, nk, reason(sendErr), now)
+			out, err = s.abandon(ctx, tx, d, old, nk, reason(sendErr), now)
 		default:
 			d.LeasedUntil = time.Time{}
 			d.NextAttemptAt = now.Add(policy.delay(d.Attempts))
@@ -478,7 +467,7 @@ func reason(err error) string {
 	return msg
 }
 
-func (s *Service) delivered(ctx context.Context, tx apikey.Tx, changed func(*apikey.Key), d *apikey.Delivery, old, nk *apikey.Key, a *Attempt, now time.Time) (Finished, error) {
+func (s *Service) delivered(ctx context.Context, tx *writeTx, d *apikey.Delivery, old, nk *apikey.Key, a *Attempt, now time.Time) (Finished, error) {
 	d.State = apikey.DeliveryDelivered
 	d.PayloadSealed = nil
 	d.LeasedUntil = time.Time{}
@@ -493,7 +482,6 @@ func (s *Service) delivered(ctx context.Context, tx apikey.Tx, changed func(*api
 		if err := tx.UpdateKey(ctx, nk); err != nil {
 			return Finished{}, err
 		}
-		changed(nk)
 	}
 	details := map[string]any{
 		"new_key_id": nk.ID, "webhook_id": d.ID, "attempts": d.Attempts, "scheduled": true,
@@ -506,16 +494,11 @@ func (s *Service) delivered(ctx context.Context, tx apikey.Tx, changed func(*api
 		if err := tx.UpdateKey(ctx, old); err != nil {
 			return Finished{}, err
 		}
-		changed(old)
 		details["grace_expires_at"] = a.GraceExpiresAt
 	} else {
 		details["old_key_unchanged"] = "the key was " + string(old.Status(now)) + " during delivery"
 	}
-	ev, err := s.event(apikey.SystemActor, old, apikey.ActionRotated, now, details)
-	if err != nil {
-		return Finished{}, err
-	}
-	if err := tx.InsertAuditEvent(ctx, ev); err != nil {
+	if err := tx.audit(ctx, apikey.SystemActor, apikey.ActionRotated, old, now, details); err != nil {
 		return Finished{}, err
 	}
 	return Finished{DeliveryID: d.ID, KeyID: old.ID, Outcome: OutcomeDelivered, Attempts: d.Attempts}, nil
@@ -526,7 +509,7 @@ func (s *Service) delivered(ctx context.Context, tx apikey.Tx, changed func(*api
 // the old key is left as it is except that, while it still rotates on a
 // schedule, it comes due again RetryAbandoned later, and
 // api_key.rotation_failed records why.
-func (s *Service) abandon(ctx context.Context, tx apikey.Tx, changed func(*apikey.Key), d *apikey.Delivery, old, nk *apikey.Key, why string, now time.Time) (Finished, error) {
+func (s *Service) abandon(ctx context.Context, tx *writeTx, d *apikey.Delivery, old, nk *apikey.Key, why string, now time.Time) (Finished, error) {
 	d.State = apikey.DeliveryAbandoned
 	d.PayloadSealed = nil
 	d.LeasedUntil = time.Time{}
@@ -545,14 +528,10 @@ func (s *Service) abandon(ctx context.Context, tx apikey.Tx, changed func(*apike
 		if err := tx.UpdateKey(ctx, nk); err != nil {
 			return Finished{}, err
 		}
-		changed(nk)
-		ev, err := s.event(apikey.SystemActor, nk, apikey.ActionRevoked, now, map[string]any{
+		err := tx.audit(ctx, apikey.SystemActor, apikey.ActionRevoked, nk, now, map[string]any{
 			"reason": "scheduled rotation abandoned", "webhook_id": d.ID,
 		})
 		if err != nil {
-			return Finished{}, err
-		}
-		if err := tx.InsertAuditEvent(ctx, ev); err != nil {
 			return Finished{}, err
 		}
 	}
@@ -563,14 +542,9 @@ func (s *Service) abandon(ctx context.Context, tx apikey.Tx, changed func(*apike
 		if err := tx.UpdateKey(ctx, old); err != nil {
 			return Finished{}, err
 		}
-		changed(old)
 		details["next_rotation_at"] = old.NextRotationAt
 	}
-	ev, err := s.event(apikey.SystemActor, old, apikey.ActionRotationFailed, now, details)
-	if err != nil {
-		return Finished{}, err
-	}
-	if err := tx.InsertAuditEvent(ctx, ev); err != nil {
+	if err := tx.audit(ctx, apikey.SystemActor, apikey.ActionRotationFailed, old, now, details); err != nil {
 		return Finished{}, err
 	}
 	return Finished{DeliveryID: d.ID, KeyID: old.ID, Outcome: OutcomeAbandoned, Attempts: d.Attempts, Reason: why}, nil

@@ -162,23 +162,6 @@ func (s *Service) IsAdminToken(token string) bool {
 // Ready reports whether the store answers.
 func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
 
-// update runs fn in a write transaction and, once it has committed, tells the
-// index about every key fn wrote.
-func (s *Service) update(ctx context.Context, fn func(tx apikey.Tx, changed func(*apikey.Key)) error) error {
-	var keys []*apikey.Key
-	err := s.store.Update(ctx, func(tx apikey.Tx) error {
-		keys = keys[:0]
-		return fn(tx, func(k *apikey.Key) { keys = append(keys, k) })
-	})
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		s.index.Apply(k)
-	}
-	return nil
-}
-
 func forbidden(msg string) error { return apikey.Errorf(apikey.EFORBIDDEN, "%s", msg) }
 
 var (

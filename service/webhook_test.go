@@ -57,7 +57,7 @@ func TestWebhookURLRefused(t *testing.T) {
 			})
 			checkField(t, err, "rotation_webhook_url")
 			_, err = svc.Patch(t.Context(), admin, plain.Key.ID, service.PatchInput{
-				RotationWebhookURL: service.Nullable[string]{Set: true, Valid: true, Value: url},
+				RotationWebhookURL: apikey.Some(url),
 			})
 			checkField(t, err, "rotation_webhook_url")
 		})

@@ -1,8 +1,10 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,15 +15,112 @@ import (
 	"github.com/apikeyd/apikeyd/apikey"
 )
 
-// keyColumns are the columns scanKey reads, in its order.
-const keyColumns = `id, project_id, COALESCE(environment_id, ''), name, key_prefix, key_hash, scopes,
-	expires_at, last_used_at, created_at, updated_at, revoked_at,
-	COALESCE(replaced_by_key_id, ''), grace_expires_at, COALESCE(replaces_key_id, ''),
-	COALESCE(rotation_interval_days, 0), next_rotation_at, COALESCE(rotation_webhook_url, ''),
-	webhook_secret_sealed, version`
+// keyColumn maps one column of the keys table to a field of apikey.Key. The
+// table keyTable is the only place that lists the columns: every query
+// selects keyColumns and scans with scanKey, InsertKey writes every column
+// and UpdateKey the mutable ones, so a new field is one line here.
+type keyColumn struct {
+	name string // the column
+	// read is the expression a query selects; empty means name.
+	read string
+	// mutable columns are written by UpdateKey as well as InsertKey.
+	mutable bool
+	// dest is where a read of the column goes.
+	dest func(r *keyRow) any
+	// arg is what a write stores.
+	arg func(k *apikey.Key) any
+}
 
-// selectKey starts a query for keys.
-const selectKey = "SELECT " + keyColumns + " FROM keys "
+// keyRow is a key being read, with the columns that are decoded after the
+// scan.
+type keyRow struct {
+	k      apikey.Key
+	hash   []byte
+	scopes string
+}
+
+// keyTable lists the columns of keys, in the order queries select them.
+// version and change_seq are the store's own and written by the queries.
+var keyTable = []keyColumn{
+	{name: "id", dest: func(r *keyRow) any { return &r.k.ID }, arg: func(k *apikey.Key) any { return k.ID }},
+	{name: "project_id", dest: func(r *keyRow) any { return &r.k.ProjectID }, arg: func(k *apikey.Key) any { return k.ProjectID }},
+	{name: "environment_id", read: "COALESCE(environment_id, '')",
+		dest: func(r *keyRow) any { return &r.k.EnvironmentID }, arg: func(k *apikey.Key) any { return orNull(k.EnvironmentID) }},
+	{name: "name", mutable: true, dest: func(r *keyRow) any { return &r.k.Name }, arg: func(k *apikey.Key) any { return k.Name }},
+	{name: "key_prefix", dest: func(r *keyRow) any { return &r.k.KeyPrefix }, arg: func(k *apikey.Key) any { return k.KeyPrefix }},
+	{name: "key_hash", dest: func(r *keyRow) any { return &r.hash }, arg: func(k *apikey.Key) any { return k.Hash[:] }},
+	{name: "scopes", mutable: true, dest: func(r *keyRow) any { return &r.scopes }, arg: func(k *apikey.Key) any { return scopesValue(k.Scopes) }},
+	{name: "expires_at", mutable: true, dest: func(r *keyRow) any { return (*micros)(&r.k.ExpiresAt) }, arg: func(k *apikey.Key) any { return micros(k.ExpiresAt) }},
+	{name: "last_used_at", dest: func(r *keyRow) any { return (*micros)(&r.k.LastUsedAt) }, arg: func(k *apikey.Key) any { return micros(k.LastUsedAt) }},
+	{name: "created_at", dest: func(r *keyRow) any { return (*micros)(&r.k.CreatedAt) }, arg: func(k *apikey.Key) any { return micros(k.CreatedAt) }},
+	{name: "updated_at", mutable: true, dest: func(r *keyRow) any { return (*micros)(&r.k.UpdatedAt) }, arg: func(k *apikey.Key) any { return micros(k.UpdatedAt) }},
+	{name: "revoked_at", mutable: true, dest: func(r *keyRow) any { return (*micros)(&r.k.RevokedAt) }, arg: func(k *apikey.Key) any { return micros(k.RevokedAt) }},
+	{name: "replaced_by_key_id", read: "COALESCE(replaced_by_key_id, '')", mutable: true,
+		dest: func(r *keyRow) any { return &r.k.ReplacedByKeyID }, arg: func(k *apikey.Key) any { return orNull(k.ReplacedByKeyID) }},
+	{name: "grace_expires_at", mutable: true, dest: func(r *keyRow) any { return (*micros)(&r.k.GraceExpiresAt) }, arg: func(k *apikey.Key) any { return micros(k.GraceExpiresAt) }},
+	{name: "replaces_key_id", read: "COALESCE(replaces_key_id, '')", mutable: true,
+		dest: func(r *keyRow) any { return &r.k.ReplacesKeyID }, arg: func(k *apikey.Key) any { return orNull(k.ReplacesKeyID) }},
+	{name: "rotation_interval_days", read: "COALESCE(rotation_interval_days, 0)", mutable: true,
+		dest: func(r *keyRow) any { return &r.k.RotationIntervalDays }, arg: func(k *apikey.Key) any { return orNull(k.RotationIntervalDays) }},
+	{name: "next_rotation_at", mutable: true, dest: func(r *keyRow) any { return (*micros)(&r.k.NextRotationAt) }, arg: func(k *apikey.Key) any { return micros(k.NextRotationAt) }},
+	{name: "rotation_webhook_url", read: "COALESCE(rotation_webhook_url, '')", mutable: true,
+		dest: func(r *keyRow) any { return &r.k.RotationWebhookURL }, arg: func(k *apikey.Key) any { return orNull(k.RotationWebhookURL) }},
+	{name: "webhook_secret_sealed", mutable: true, dest: func(r *keyRow) any { return &r.k.WebhookSecretSealed }, arg: func(k *apikey.Key) any { return k.WebhookSecretSealed }},
+	{name: "version", dest: func(r *keyRow) any { return &r.k.Version }}, // arg nil: the queries write it
+}
+
+// The statements built from keyTable.
+var (
+	keyColumns   = readList()
+	selectKey    = "SELECT " + keyColumns + " FROM keys "
+	insertKeySQL = insertSQL()
+	updateKeySQL = updateSQL()
+)
+
+func readList() string {
+	var b strings.Builder
+	for i, c := range keyTable {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(cmp.Or(c.read, c.name))
+	}
+	return b.String()
+}
+
+func insertSQL() string {
+	var cols, vals []string
+	for _, c := range keyTable {
+		if c.arg != nil {
+			cols, vals = append(cols, c.name), append(vals, "?")
+		}
+	}
+	return "INSERT INTO keys (" + strings.Join(cols, ", ") + ", version, change_seq) VALUES (" +
+		strings.Join(vals, ", ") + ", 1, " + nextChangeSeq + ")"
+}
+
+func updateSQL() string {
+	var set []string
+	for _, c := range keyTable {
+		if c.mutable {
+			set = append(set, c.name+" = ?")
+		}
+	}
+	return "UPDATE keys SET " + strings.Join(set, ", ") + ", version = version + 1, change_seq = " + nextChangeSeq +
+		" WHERE id = ? AND version = ? RETURNING version"
+}
+
+// keyArgs returns the values InsertKey (all) or UpdateKey (mutable only)
+// writes, in keyTable's order, followed by extra.
+func keyArgs(k *apikey.Key, mutableOnly bool, extra ...any) []any {
+	args := make([]any, 0, len(keyTable)+len(extra))
+	for _, c := range keyTable {
+		if c.arg != nil && (c.mutable || !mutableOnly) {
+			args = append(args, c.arg(k))
+		}
+	}
+	return append(args, extra...)
+}
 
 // statusSQL is a key's status at the instant bound to its two parameters,
 // decided in the same order as apikey.Key.Status. NULL comparisons are
@@ -37,29 +136,29 @@ const statusSQL = `CASE
 // scanPage is how many keys ScanKeys reads at a time.
 const scanPage = 1000
 
+// scanKey reads a row of keyColumns.
 func scanKey(row scanner) (*apikey.Key, error) {
-	var k apikey.Key
-	var hash []byte
-	var scopes string
-	err := row.Scan(&k.ID, &k.ProjectID, &k.EnvironmentID, &k.Name, &k.KeyPrefix, &hash, &scopes,
-		(*micros)(&k.ExpiresAt), (*micros)(&k.LastUsedAt), (*micros)(&k.CreatedAt), (*micros)(&k.UpdatedAt), (*micros)(&k.RevokedAt),
-		&k.ReplacedByKeyID, (*micros)(&k.GraceExpiresAt), &k.ReplacesKeyID,
-		&k.RotationIntervalDays, (*micros)(&k.NextRotationAt), &k.RotationWebhookURL,
-		&k.WebhookSecretSealed, &k.Version)
-	if err != nil {
+	r := &keyRow{}
+	dest := make([]any, len(keyTable))
+	for i, c := range keyTable {
+		dest[i] = c.dest(r)
+	}
+	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
-	if len(hash) != len(k.Hash) {
-		return nil, fmt.Errorf("key %s: hash of %d bytes", k.ID, len(hash))
+	k := &r.k
+	if len(r.hash) != len(k.Hash) {
+		return nil, fmt.Errorf("key %s: hash of %d bytes", k.ID, len(r.hash))
 	}
-	copy(k.Hash[:], hash)
-	if k.Scopes, err = decodeScopes(scopes); err != nil {
+	copy(k.Hash[:], r.hash)
+	var err error
+	if k.Scopes, err = decodeScopes(r.scopes); err != nil {
 		return nil, fmt.Errorf("key %s: decode scopes: %w", k.ID, err)
 	}
-	return &k, nil
+	return k, nil
 }
 
-// decodeScopes decodes the JSON array scopesJSON wrote. Loading the index
+// decodeScopes decodes the JSON array scopesValue wrote. Loading the index
 // decodes a million of them at start-up, and encoding/json was a sixth of
 // that, so the shape json.Marshal writes for scopes — no whitespace,
 // strings of printable ASCII without escapes, as every valid scope is — is
@@ -102,7 +201,14 @@ func plainScope(s string) bool {
 	return true
 }
 
-// scopesJSON encodes scopes as a JSON array, never null.
+// scopesValue stores scopes as a JSON array, never null.
+type scopesValue []string
+
+// Value implements driver.Valuer.
+func (v scopesValue) Value() (driver.Value, error) { return scopesJSON(v) }
+
+// scopesJSON encodes a list of strings (scopes, permissions, project IDs)
+// as a JSON array, never null.
 func scopesJSON(scopes []string) (string, error) {
 	if scopes == nil {
 		scopes = []string{}
@@ -302,23 +408,7 @@ func (t *tx) KeyForUpdate(ctx context.Context, id string) (*apikey.Key, error) {
 
 // InsertKey stores k with Version 1 and sets k.Version to match.
 func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
-	scopes, err := scopesJSON(k.Scopes)
-	if err != nil {
-		return fmt.Errorf("insert key: encode scopes: %w", err)
-	}
-	_, err = t.tx.ExecContext(ctx, `INSERT INTO keys (
-		id, project_id, environment_id, name, key_prefix, key_hash, scopes,
-		expires_at, last_used_at, created_at, updated_at, revoked_at,
-		replaced_by_key_id, grace_expires_at, replaces_key_id,
-		rotation_interval_days, next_rotation_at, rotation_webhook_url,
-		webhook_secret_sealed, version, change_seq
-	) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, `+nextChangeSeq+`)`,
-		k.ID, k.ProjectID, orNull(k.EnvironmentID), k.Name, k.KeyPrefix, k.Hash[:], scopes,
-		micros(k.ExpiresAt), micros(k.LastUsedAt), micros(k.CreatedAt), micros(k.UpdatedAt), micros(k.RevokedAt),
-		orNull(k.ReplacedByKeyID), micros(k.GraceExpiresAt), orNull(k.ReplacesKeyID),
-		orNull(k.RotationIntervalDays), micros(k.NextRotationAt), orNull(k.RotationWebhookURL),
-		k.WebhookSecretSealed)
-	if err != nil {
+	if _, err := t.tx.ExecContext(ctx, insertKeySQL, keyArgs(k, false)...); err != nil {
 		return dbError("insert key", err)
 	}
 	k.Version = 1
@@ -328,22 +418,7 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 // UpdateKey writes the mutable fields of k if its stored version is still
 // k.Version, and sets k.Version to the new one.
 func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
-	scopes, err := scopesJSON(k.Scopes)
-	if err != nil {
-		return fmt.Errorf("update key: encode scopes: %w", err)
-	}
-	err = t.tx.QueryRowContext(ctx, `UPDATE keys SET
-		name = ?, scopes = ?, expires_at = ?, revoked_at = ?,
-		replaced_by_key_id = ?, grace_expires_at = ?, replaces_key_id = ?,
-		rotation_interval_days = ?, next_rotation_at = ?, rotation_webhook_url = ?,
-		webhook_secret_sealed = ?, updated_at = ?, version = version + 1,
-		change_seq = `+nextChangeSeq+`
-		WHERE id = ? AND version = ? RETURNING version`,
-		k.Name, scopes, micros(k.ExpiresAt), micros(k.RevokedAt),
-		orNull(k.ReplacedByKeyID), micros(k.GraceExpiresAt), orNull(k.ReplacesKeyID),
-		orNull(k.RotationIntervalDays), micros(k.NextRotationAt), orNull(k.RotationWebhookURL),
-		k.WebhookSecretSealed, micros(k.UpdatedAt),
-		k.ID, k.Version).Scan(&k.Version)
+	err := t.tx.QueryRowContext(ctx, updateKeySQL, keyArgs(k, true, k.ID, k.Version)...).Scan(&k.Version)
 	switch {
 	case err == nil:
 		return nil

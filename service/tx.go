@@ -1,0 +1,115 @@
+package service
+
+import (
+	"context"
+	"time"
+
+	"github.com/apikeyd/apikeyd/apikey"
+)
+
+// writeTx is the apikey.Tx every mutation of the service runs in (see
+// update). It keeps two invariants by construction, so that no call site
+// can forget them:
+//
+//   - every key it inserts or updates is recorded, and update tells the
+//     index about each once the transaction has committed;
+//   - every key it reads for update is remembered as it was read, so that
+//     the audit event of a change (audit) records the values before it.
+type writeTx struct {
+	apikey.Tx
+	written []*apikey.Key          // copies, in the order they were written
+	read    map[string]*apikey.Key // copies as first read, by ID
+}
+
+func newWriteTx(tx apikey.Tx) *writeTx {
+	return &writeTx{Tx: tx, read: map[string]*apikey.Key{}}
+}
+
+// remember keeps the first state read of k.
+func (t *writeTx) remember(k *apikey.Key) {
+	if _, ok := t.read[k.ID]; !ok {
+		t.read[k.ID] = k.Clone()
+	}
+}
+
+// KeyForUpdate implements apikey.Tx and remembers the key as read.
+func (t *writeTx) KeyForUpdate(ctx context.Context, id string) (*apikey.Key, error) {
+	k, err := t.Tx.KeyForUpdate(ctx, id)
+	if err == nil {
+		t.remember(k)
+	}
+	return k, err
+}
+
+// DueKeysForUpdate implements apikey.Tx and remembers the keys as read.
+func (t *writeTx) DueKeysForUpdate(ctx context.Context, now time.Time, limit int) ([]*apikey.Key, error) {
+	keys, err := t.Tx.DueKeysForUpdate(ctx, now, limit)
+	for _, k := range keys {
+		t.remember(k)
+	}
+	return keys, err
+}
+
+// InsertKey implements apikey.Tx and records the new key for the index.
+func (t *writeTx) InsertKey(ctx context.Context, k *apikey.Key) error {
+	if err := t.Tx.InsertKey(ctx, k); err != nil {
+		return err
+	}
+	t.written = append(t.written, k.Clone())
+	return nil
+}
+
+// UpdateKey implements apikey.Tx and records the key as written for the
+// index.
+func (t *writeTx) UpdateKey(ctx context.Context, k *apikey.Key) error {
+	if err := t.Tx.UpdateKey(ctx, k); err != nil {
+		return err
+	}
+	t.written = append(t.written, k.Clone())
+	return nil
+}
+
+// update runs fn in a write transaction and, once it has committed, tells
+// the index about every key fn wrote through tx. fn may run more than once
+// (the store retries); only the last run's writes are applied.
+func (s *Service) update(ctx context.Context, fn func(tx *writeTx) error) error {
+	var wt *writeTx
+	err := s.store.Update(ctx, func(tx apikey.Tx) error {
+		wt = newWriteTx(tx)
+		return fn(wt)
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range wt.written {
+		s.index.Apply(k)
+	}
+	return nil
+}
+
+// audit writes, in the transaction, the event of action on k by actor at
+// now. Every mutation's event goes through here. Its details are the given
+// ones (nil for none) plus "before" and "after": the values of the fields
+// that the change made differ (apikey.Diff), against the key as this
+// transaction first read it; for a key it inserted, "before" is empty and
+// "after" holds every field that is set.
+func (t *writeTx) audit(ctx context.Context, actor apikey.Actor, action string, k *apikey.Key, now time.Time, details map[string]any) error {
+	id, err := apikey.NewID(apikey.IDKindEvent)
+	if err != nil {
+		return apikey.Internal(err)
+	}
+	if details == nil {
+		details = map[string]any{}
+	}
+	details["before"], details["after"] = apikey.Diff(t.read[k.ID], k)
+	return t.InsertAuditEvent(ctx, &apikey.AuditEvent{
+		ID:            id,
+		ProjectID:     k.ProjectID,
+		EnvironmentID: k.EnvironmentID,
+		KeyID:         k.ID,
+		Action:        action,
+		Actor:         actor,
+		Details:       details,
+		CreatedAt:     now,
+	})
+}
