@@ -66,6 +66,8 @@ var keyTable = []keyColumn{
 	{name: "rotation_webhook_url", read: "COALESCE(rotation_webhook_url, '')", mutable: true,
 		dest: func(r *keyRow) any { return &r.k.RotationWebhookURL }, arg: func(k *apikey.Key) any { return orNull(k.RotationWebhookURL) }},
 	{name: "webhook_secret_sealed", mutable: true, dest: func(r *keyRow) any { return &r.k.WebhookSecretSealed }, arg: func(k *apikey.Key) any { return k.WebhookSecretSealed }},
+	{name: "owner_id", read: "COALESCE(owner_id, '')", mutable: true,
+		dest: func(r *keyRow) any { return &r.k.OwnerID }, arg: func(k *apikey.Key) any { return orNull(k.OwnerID) }},
 	{name: "version", dest: func(r *keyRow) any { return &r.k.Version }}, // arg nil: the queries write it
 }
 
