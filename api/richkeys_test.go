@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -48,4 +49,30 @@ func TestOwnerID(t *testing.T) {
 		t.Fatalf("cleared owner_id = %v (present %v)", v, ok)
 	}
 	decodeKey(t, serve(a, "POST", "/v1/api-keys", testAdmin, `{"project_id":"p","name":"k","owner_id":"a b"}`), http.StatusBadRequest)
+}
+
+// TestListByOwner checks the owner_id filter of the key listing, and that
+// the filter is kept in the next page's link.
+func TestListByOwner(t *testing.T) {
+	a := newTestAPI(t, slog.New(slog.DiscardHandler))
+	for _, owner := range []string{"alice", "bob", "alice"} {
+		decodeKey(t, serve(a, "POST", "/v1/api-keys", testAdmin, `{"project_id":"p","name":"k","owner_id":"`+owner+`"}`), http.StatusCreated)
+	}
+	rec := serve(a, "GET", "/v1/api-keys?project_id=p&owner_id=alice&limit=1", testAdmin, "")
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	var page []map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
+		t.Fatal(err)
+	}
+	if len(page) != 1 || page[0]["owner_id"] != "alice" {
+		t.Fatalf("page = %v", page)
+	}
+	if link := rec.Header().Get("Link"); !strings.Contains(link, "owner_id=alice") {
+		t.Fatalf("Link %q lost the owner filter", link)
+	}
+	if rec := serve(a, "GET", "/v1/api-keys?project_id=p&owner_id=a%20b", testAdmin, ""); rec.Code != http.StatusBadRequest {
+		t.Fatalf("bad owner_id: status %d", rec.Code)
+	}
 }

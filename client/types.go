@@ -227,7 +227,9 @@ type VerifyParams struct {
 type ListParams struct {
 	ProjectID     string
 	EnvironmentID string
-	Status        Status
+	// OwnerID selects the keys of one owner.
+	OwnerID string
+	Status  Status
 	// Limit is the page size (1–1000; 0 means the server's default, 100).
 	Limit int
 	// Cursor starts at a page a previous Page.NextCursor named.

@@ -202,6 +202,9 @@ func (s *Store) Keys(ctx context.Context, f apikey.KeyFilter) ([]*apikey.Key, er
 	if f.EnvironmentID != "" {
 		c.and("environment_id = " + c.arg(f.EnvironmentID))
 	}
+	if f.OwnerID != "" {
+		c.and("owner_id = " + c.arg(f.OwnerID))
+	}
 	if f.Status != "" {
 		c.and(statusSQL(c.arg(tstz(f.Now))) + " = " + c.arg(string(f.Status)))
 	}

@@ -245,6 +245,9 @@ func (s *Store) Keys(ctx context.Context, f apikey.KeyFilter) ([]*apikey.Key, er
 	if f.EnvironmentID != "" {
 		c.and("environment_id = ?", f.EnvironmentID)
 	}
+	if f.OwnerID != "" {
+		c.and("owner_id = ?", f.OwnerID)
+	}
 	if f.Status != "" {
 		now := f.Now.UnixMicro()
 		c.and(statusSQL+" = ?", now, now, string(f.Status))
