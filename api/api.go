@@ -181,7 +181,11 @@ func (a *API) routes() {
 	huma.Register(a.huma, a.op("updateKey", http.MethodPatch, "/v1/api-keys/{keyID}", apikey.ScopeWrite,
 		"Update an API key", "Changes name, scopes, expiry or rotation settings. 409 for a revoked or replaced key."), a.patchKey)
 	huma.Register(a.huma, a.op("revokeKey", http.MethodDelete, "/v1/api-keys/{keyID}", apikey.ScopeWrite,
-		"Revoke an API key", "Revokes at once, ending any grace period. Idempotent."), a.revokeKey)
+		"Revoke an API key", "Revokes at once, ending any grace period, for the reason given (default unspecified). Idempotent: a repeated revoke keeps the first reason."), a.revokeKey)
+	huma.Register(a.huma, a.op("disableKey", http.MethodPost, "/v1/api-keys/{keyID}/disable", apikey.ScopeWrite,
+		"Disable an API key", "Pauses the key until it is enabled: it verifies as DISABLED, is refused as a bearer and is not rotated. Idempotent; 409 for a revoked key."), a.disableKey)
+	huma.Register(a.huma, a.op("enableKey", http.MethodPost, "/v1/api-keys/{keyID}/enable", apikey.ScopeWrite,
+		"Enable an API key", "Undoes disable. Idempotent; 409 for a revoked key."), a.enableKey)
 	huma.Register(a.huma, a.op("rotateKey", http.MethodPost, "/v1/api-keys/{keyID}/rotate", apikey.ScopeWrite,
 		"Rotate an API key with optional grace period", "Issues a replacement; the old key keeps working for grace_period_minutes (default 60, 0 = stop now)."), a.rotateKey)
 	huma.Register(a.huma, a.op("listAuditEvents", http.MethodGet, "/v1/audit-events", apikey.ScopeRead,
@@ -199,7 +203,7 @@ func (a *API) op(id, method, path, scope, summary, desc string) huma.Operation {
 	}
 	errs := []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests, http.StatusServiceUnavailable}
 	switch id {
-	case "getKey", "revokeKey":
+	case "getKey", "enableKey":
 		// Nothing to validate: any key ID is looked up, 404 if unknown.
 	default:
 		errs = append(errs, http.StatusBadRequest)
@@ -210,7 +214,7 @@ func (a *API) op(id, method, path, scope, summary, desc string) huma.Operation {
 	if method == http.MethodPost || method == http.MethodPatch {
 		errs = append(errs, http.StatusRequestEntityTooLarge)
 	}
-	if id == "updateKey" || id == "rotateKey" {
+	if id == "updateKey" || id == "rotateKey" || id == "disableKey" || id == "enableKey" {
 		errs = append(errs, http.StatusConflict)
 	}
 	return huma.Operation{
@@ -291,7 +295,7 @@ func (a *API) authorize(r *http.Request, rec *observe.Record, scope string) (api
 			return apikey.Principal{}, errTooManyFailures(wait)
 		}
 	}
-	p, err := a.svc.AuthenticateAt(r.Context(), bearerToken(r.Header.Get("Authorization")), rec.Start)
+	p, err := a.svc.AuthenticateAt(r.Context(), bearerToken(r.Header.Get("Authorization")), rec.Start, observe.ClientIP(r, a.trusted))
 	if apikey.ErrorCode(err) == apikey.EUNAUTHENTICATED {
 		if wait, ok := a.limiter.fail(address()); !ok {
 			return apikey.Principal{}, errTooManyFailures(wait)

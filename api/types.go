@@ -20,16 +20,47 @@ type KeyCommon struct {
 	Name      string     `json:"name"`
 	Scopes    []string   `json:"scopes"`
 	ExpiresAt *time.Time `json:"expires_at"`
+	OwnerID   *string    `json:"owner_id" doc:"The user, team or service account the key belongs to."`
+	Meta      metaObject `json:"meta" doc:"Your data about the key, handed to every verifier: never secrets."`
 }
 
 // keyCommon is the KeyCommon of a key: scopes as an array, never null; an
-// expiry, or null for none.
+// expiry, an owner and meta, or null for none.
 func keyCommon(r apikey.Record) KeyCommon {
 	scopes := r.Scopes
 	if scopes == nil {
 		scopes = []string{}
 	}
-	return KeyCommon{Name: r.Name, Scopes: scopes, ExpiresAt: optTime(r.ExpiresAt)}
+	c := KeyCommon{Name: r.Name, Scopes: scopes, ExpiresAt: optTime(r.ExpiresAt), OwnerID: optString(r.OwnerID)}
+	if r.Meta != "" {
+		c.Meta = metaObject(r.Meta)
+	}
+	return c
+}
+
+// metaObject is a key's meta on the wire: a JSON object of at most 64
+// members (and 4096 bytes compact, which the domain checks), or null. It
+// is written as stored, compact.
+type metaObject json.RawMessage
+
+// MarshalJSON writes the object, or null.
+func (m metaObject) MarshalJSON() ([]byte, error) {
+	if m == nil {
+		return []byte("null"), nil
+	}
+	return m, nil
+}
+
+// UnmarshalJSON keeps the raw JSON for the domain to check (apikey.CompactMeta).
+func (m *metaObject) UnmarshalJSON(b []byte) error {
+	*m = append((*m)[:0], b...)
+	return nil
+}
+
+// Schema implements huma.SchemaProvider.
+func (metaObject) Schema(huma.Registry) *huma.Schema {
+	members := apikey.MaxMetaMembers
+	return &huma.Schema{Type: huma.TypeObject, Nullable: true, MaxProperties: &members, AdditionalProperties: true}
 }
 
 // KeyObject is a key as the API shows it: the 15 fields of the seed
@@ -48,8 +79,12 @@ type KeyObject struct {
 	RotationIntervalDays *int       `json:"rotation_interval_days"`
 	NextRotationAt       *time.Time `json:"next_rotation_at"`
 	RotationWebhookURL   *string    `json:"rotation_webhook_url"`
-	OwnerID              *string    `json:"owner_id" doc:"The user, team or service account the key belongs to."`
-	Status               string     `json:"status" enum:"active,rotating,rotated,expired,revoked" doc:"active; rotating (replaced, in grace); rotated (grace over); expired; revoked."`
+	IPAllowlist          []string   `json:"ip_allowlist" doc:"Addresses and CIDRs the key may be used from; null: any."`
+	DisabledAt           *time.Time `json:"disabled_at" doc:"Set while the key is disabled."`
+	DisabledReason       *string    `json:"disabled_reason"`
+	RevocationReason     *string    `json:"revocation_reason" enum:"unspecified,key_compromise,superseded,privilege_withdrawn,cessation_of_operation"`
+	Source               string     `json:"source" enum:"issued,imported" doc:"issued by apikeyd, or imported."`
+	Status               string     `json:"status" enum:"active,rotating,rotated,expired,revoked,disabled" doc:"active; rotating (replaced, in grace); rotated (grace over); expired; revoked; disabled (unless revoked, expired or rotated)."`
 }
 
 // CreatedKeyObject is the answer to a create: the key object, the plaintext
@@ -207,7 +242,11 @@ func keyObject(k *apikey.Key, now time.Time) KeyObject {
 		EnvironmentID:      optString(k.EnvironmentID),
 		NextRotationAt:     optTime(k.NextRotationAt),
 		RotationWebhookURL: optString(k.RotationWebhookURL),
-		OwnerID:            optString(k.OwnerID),
+		IPAllowlist:        k.IPAllowlist.Strings(),
+		DisabledAt:         optTime(k.DisabledAt),
+		DisabledReason:     optString(k.DisabledReason),
+		RevocationReason:   optString(string(k.RevocationReason)),
+		Source:             string(k.SourceOrIssued()),
 		Status:             string(k.Status(now)),
 	}
 	if k.RotationIntervalDays > 0 {
@@ -246,6 +285,8 @@ type createKeyInputBody struct {
 	RotationIntervalDays *wholeNumber `json:"rotation_interval_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Rotate automatically every this many days; needs rotation_webhook_url."`
 	RotationWebhookURL   *string      `json:"rotation_webhook_url,omitempty" nullable:"true" maxLength:"2048" doc:"https URL on a public host that receives rotated keys, signed."`
 	OwnerID              *string      `json:"owner_id,omitempty" nullable:"true" minLength:"1" maxLength:"255" pattern:"^[A-Za-z0-9_.:@-]+$" doc:"The user, team or service account the key belongs to."`
+	Meta                 metaObject   `json:"meta,omitempty" doc:"Any JSON object, at most 4096 bytes compact and 64 members; every verifier sees it."`
+	IPAllowlist          *[]string    `json:"ip_allowlist,omitempty" nullable:"true" maxItems:"100" doc:"1-100 IPv4/IPv6 addresses or CIDRs (host bits zero) the key may be used from; null: any."`
 }
 
 func (b *createKeyInputBody) input() apikey.KeyInput {
@@ -253,7 +294,7 @@ func (b *createKeyInputBody) input() apikey.KeyInput {
 		ProjectID: b.ProjectID, Name: b.Name, Scopes: b.Scopes, ExpiresInDays: intPtr(b.ExpiresInDays),
 		ExpiresAt: b.ExpiresAt, EnvironmentID: b.EnvironmentID,
 		RotationIntervalDays: intPtr(b.RotationIntervalDays), RotationWebhookURL: b.RotationWebhookURL,
-		OwnerID: b.OwnerID,
+		OwnerID: b.OwnerID, Meta: json.RawMessage(b.Meta), IPAllowlist: b.IPAllowlist,
 	}
 }
 
@@ -267,13 +308,16 @@ type patchKeyInputBody struct {
 	RotationWebhookURL   Optional[string]      `json:"rotation_webhook_url,omitempty" maxLength:"2048" doc:"null removes it (only without rotation_interval_days)."`
 	NextRotationAt       *time.Time            `json:"next_rotation_at,omitempty" doc:"Move the next scheduled rotation, e.g. to now."`
 	OwnerID              Optional[string]      `json:"owner_id,omitempty" minLength:"1" maxLength:"255" pattern:"^[A-Za-z0-9_.:@-]+$" doc:"null removes the owner."`
+	Meta                 Optional[metaObject]  `json:"meta,omitempty" doc:"Replaces the meta whole; null clears it."`
+	IPAllowlist          Optional[[]string]    `json:"ip_allowlist,omitempty" maxItems:"100" doc:"Replaces the allowlist; null allows any address."`
 }
 
 func (b *patchKeyInputBody) patch() apikey.KeyPatch {
 	p := apikey.KeyPatch{
 		Name: b.Name.Optional, Scopes: b.Scopes.Optional, ExpiresAt: b.ExpiresAt.Optional,
 		RotationIntervalDays: wholeOptional(b.RotationIntervalDays), RotationWebhookURL: b.RotationWebhookURL.Optional,
-		OwnerID: b.OwnerID.Optional,
+		OwnerID: b.OwnerID.Optional, IPAllowlist: b.IPAllowlist.Optional,
+		Meta: apikey.Optional[json.RawMessage]{Set: b.Meta.Set, Null: b.Meta.Null, Value: json.RawMessage(b.Meta.Value)},
 	}
 	if b.NextRotationAt != nil {
 		p.NextRotationAt = apikey.Some(*b.NextRotationAt)

@@ -36,6 +36,7 @@ type verifyInput struct {
 		Key           string   `json:"key" doc:"The presented API key."`
 		Scopes        []string `json:"scopes,omitempty" nullable:"true" maxItems:"64" doc:"Scopes the key must all hold."`
 		EnvironmentID string   `json:"environment_id,omitempty" maxLength:"128" doc:"Environment the key must be bound to."`
+		ClientIP      string   `json:"client_ip,omitempty" maxLength:"64" doc:"Address the key was presented from; a key with an ip_allowlist is IP_NOT_ALLOWED without it."`
 	}
 }
 
@@ -48,7 +49,7 @@ type verifyOutput struct {
 func (a *API) verifyKey(ctx context.Context, in *verifyInput) (*verifyOutput, error) {
 	rec := observe.From(ctx)
 	v, err := a.svc.Verify(ctx, principal(ctx), service.VerifyInput{
-		Key: in.Body.Key, Scopes: in.Body.Scopes, EnvironmentID: in.Body.EnvironmentID, At: rec.Start,
+		Key: in.Body.Key, Scopes: in.Body.Scopes, EnvironmentID: in.Body.EnvironmentID, ClientIP: in.Body.ClientIP, At: rec.Start,
 	})
 	if err != nil {
 		return nil, a.fail(ctx, err)
@@ -109,6 +110,9 @@ type verifyBuf struct {
 const (
 	// maxFastScopes scopes at most are decoded by parseFast.
 	maxFastScopes = 16
+	// maxClientIPLen is the longest client_ip verify takes (the schema's
+	// maxLength).
+	maxClientIPLen = 64
 	// maxPooledBuf bounds the buffers kept for reuse, so that one large
 	// body does not stay in memory.
 	maxPooledBuf = 64 << 10
@@ -165,7 +169,8 @@ func (vb *verifyBuf) readBody(body io.Reader) ([]byte, error) {
 
 // parseFast decodes the common shape of a verify body without allocating:
 // an object of "key", and optionally "scopes" (at most maxFastScopes
-// strings) and "environment_id" (at most 128 characters), each at most
+// strings), "environment_id" (at most 128 characters) and "client_ip" (at
+// most maxClientIPLen), each at most
 // once, whose strings are printable ASCII without escapes. The strings
 // point into body. Anything else — other whitespace than JSON's, other
 // names, nulls, escapes, non-ASCII, duplicates, a missing key — it reports
@@ -176,7 +181,7 @@ func (vb *verifyBuf) parseFast(body []byte) (service.VerifyInput, bool) {
 	if !d.next('{') {
 		return in, false
 	}
-	var key, scopes, env bool
+	var key, scopes, env, client bool
 	for {
 		name, ok := d.str()
 		if !ok || !d.next(':') {
@@ -197,6 +202,14 @@ func (vb *verifyBuf) parseFast(body []byte) (service.VerifyInput, bool) {
 			}
 			env = true
 			if in.EnvironmentID, ok = d.str(); !ok || len(in.EnvironmentID) > apikey.MaxIdentifierLen {
+				return in, false
+			}
+		case "client_ip":
+			if client {
+				return in, false
+			}
+			client = true
+			if in.ClientIP, ok = d.str(); !ok || len(in.ClientIP) > maxClientIPLen {
 				return in, false
 			}
 		case "scopes":
@@ -329,6 +342,14 @@ func appendVerdict(b []byte, v *service.Verdict) []byte {
 		}
 		b = append(b, `],"expires_at":`...)
 		b = appendJSONTime(b, r.ExpiresAt)
+		b = append(b, `,"owner_id":`...)
+		if r.OwnerID == "" {
+			b = append(b, "null"...)
+		} else {
+			b = appendJSONString(b, r.OwnerID)
+		}
+		b = append(b, `,"meta":`...)
+		b = appendMeta(b, r.Meta)
 		b = append(b, `,"grace_expires_at":`...)
 		if r.Replaced {
 			b = appendJSONTime(b, r.GraceExpiresAt)
@@ -353,6 +374,24 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// appendMeta appends a key's meta, stored as compact JSON, as encoding/json
+// writes a json.RawMessage: null for none, else the bytes as they are —
+// unless they hold what encoding/json escapes inside a raw message (HTML
+// characters, U+2028 and U+2029, whose UTF-8 starts with 0xe2), which it
+// then escapes itself.
+func appendMeta(b []byte, meta string) []byte {
+	if meta == "" {
+		return append(b, "null"...)
+	}
+	for i := 0; i < len(meta); i++ {
+		if c := meta[i]; c == '<' || c == '>' || c == '&' || c == 0xe2 {
+			j, _ := json.Marshal(json.RawMessage(meta))
+			return append(b, j...)
+		}
+	}
+	return append(b, meta...)
 }
 
 // appendJSONTime appends t as encoding/json writes a *time.Time: null when

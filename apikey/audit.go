@@ -10,6 +10,9 @@ const (
 	ActionRevoked        = "api_key.revoked"
 	ActionRotated        = "api_key.rotated"
 	ActionRotationFailed = "api_key.rotation_failed"
+	ActionDisabled       = "api_key.disabled"
+	ActionEnabled        = "api_key.enabled"
+	ActionImported       = "api_key.imported"
 )
 
 // Actor types.

@@ -16,6 +16,7 @@ const (
 	StatusRotated  Status = "rotated"  // replaced, grace period over
 	StatusExpired  Status = "expired"
 	StatusRevoked  Status = "revoked"
+	StatusDisabled Status = "disabled" // disabled, and neither revoked, expired nor rotated
 )
 
 // KeyCommon are the fields that a Key, a Rotated (of the new key) and a
@@ -25,6 +26,10 @@ type KeyCommon struct {
 	Scopes []string `json:"scopes"`
 	// ExpiresAt is nil for a key that does not expire.
 	ExpiresAt *time.Time `json:"expires_at"`
+	// OwnerID is the user, team or service account the key belongs to.
+	OwnerID *string `json:"owner_id"`
+	// Meta is your data about the key (a JSON object), nil for none.
+	Meta json.RawMessage `json:"meta"`
 }
 
 // Key is an API key as the server shows it. Pointer fields are nil when the
@@ -43,9 +48,16 @@ type Key struct {
 	RotationIntervalDays *int       `json:"rotation_interval_days"`
 	NextRotationAt       *time.Time `json:"next_rotation_at"`
 	RotationWebhookURL   *string    `json:"rotation_webhook_url"`
-	// OwnerID is the user, team or service account the key belongs to.
-	OwnerID *string `json:"owner_id"`
-	Status  Status  `json:"status"`
+	// IPAllowlist lists where the key may be used from; nil for anywhere.
+	IPAllowlist []string `json:"ip_allowlist"`
+	// DisabledAt is set while the key is disabled (DisableKey).
+	DisabledAt     *time.Time `json:"disabled_at"`
+	DisabledReason *string    `json:"disabled_reason"`
+	// RevocationReason says why a revoked key was revoked.
+	RevocationReason *string `json:"revocation_reason"`
+	// Source is "issued" or "imported".
+	Source string `json:"source"`
+	Status Status `json:"status"`
 }
 
 // CreatedKey is the answer to CreateKey: the key, its plaintext and, for a
@@ -93,6 +105,8 @@ const (
 	CodeRotated             VerifyCode = "ROTATED"
 	CodeInsufficientScope   VerifyCode = "INSUFFICIENT_SCOPE"
 	CodeEnvironmentMismatch VerifyCode = "ENVIRONMENT_MISMATCH"
+	CodeDisabled            VerifyCode = "DISABLED"
+	CodeIPNotAllowed        VerifyCode = "IP_NOT_ALLOWED"
 )
 
 // Verdict is the answer to Verify. The key's details are set for a key the
@@ -156,6 +170,11 @@ type CreateParams struct {
 	// OwnerID is the user, team or service account the key belongs to:
 	// 1–255 characters of A-Z a-z 0-9 _ . : @ -.
 	OwnerID string `json:"owner_id,omitempty"`
+	// Meta is a JSON object (at most 4096 bytes compact, 64 members) that
+	// every verifier of the key sees.
+	Meta json.RawMessage `json:"meta,omitempty"`
+	// IPAllowlist restricts the key to these addresses and CIDRs.
+	IPAllowlist []string `json:"ip_allowlist,omitempty"`
 }
 
 // UpdateParams are the changes to a key. A field left at its zero value is
@@ -176,6 +195,10 @@ type UpdateParams struct {
 	NextRotationAt Field[time.Time] `json:"next_rotation_at,omitzero"`
 	// OwnerID: Null removes the owner.
 	OwnerID Field[string] `json:"owner_id,omitzero"`
+	// Meta replaces the meta whole; Null clears it.
+	Meta Field[json.RawMessage] `json:"meta,omitzero"`
+	// IPAllowlist replaces the allowlist; Null allows any address.
+	IPAllowlist Field[[]string] `json:"ip_allowlist,omitzero"`
 }
 
 // Field is one field of a partial update: absent (the zero value), a value
@@ -221,6 +244,9 @@ type VerifyParams struct {
 	Scopes []string `json:"scopes,omitempty"`
 	// EnvironmentID, when set, is the environment the key must be bound to.
 	EnvironmentID string `json:"environment_id,omitempty"`
+	// ClientIP is the address the key was presented from; a key with an
+	// allowlist is CodeIPNotAllowed without it.
+	ClientIP string `json:"client_ip,omitempty"`
 }
 
 // ListParams select the keys ListKeys returns, newest first.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,6 +61,10 @@ type Cache struct {
 	setIDs   map[string]uint32 // scope set, joined by "\x00" → index
 	sets     [maxSetChunks]*[setsPerChunk][]string
 	numSets  uint32
+	// lists are the interned allowlists (allowlist); lists[0] is nil.
+	lists    [maxSetChunks]*[setsPerChunk]apikey.Allowlist
+	numLists uint32
+	listIDs  map[string]uint32
 
 	// The root keys (see roots), under a lock of their own.
 	rootStore  RootStore
@@ -80,7 +85,10 @@ func New(o Options) *Cache {
 		metrics:  o.Metrics,
 		interned: make(map[string]strRef),
 		setIDs:   make(map[string]uint32),
+		listIDs:  make(map[string]uint32),
+		numLists: 1,
 	}
+	c.lists[0] = new([setsPerChunk]apikey.Allowlist)
 	n := o.NegativeSize
 	if n <= 0 {
 		n = DefaultNegativeSize
@@ -269,12 +277,17 @@ type slot struct {
 	name    strRef
 	project strRef
 	env     strRef
+	owner   strRef
+	meta    strRef
 	scopes  uint32
 	flags   uint32
+	// allow is the index of the key's interned allowlist; 0 is none.
+	allow uint32
 }
 
 const (
 	flagReplaced = 1 << iota
+	flagDisabled
 )
 
 const noTime = math.MinInt64
@@ -307,6 +320,10 @@ func (c *Cache) record(s *slot) apikey.Record {
 		Replaced:       s.flags&flagReplaced != 0,
 		GraceExpiresAt: fromMicros(s.grace),
 		Version:        s.version,
+		OwnerID:        c.strs.str(s.owner),
+		Meta:           c.strs.str(s.meta),
+		Allowlist:      c.lists[s.allow/setsPerChunk][s.allow%setsPerChunk],
+		Disabled:       s.flags&flagDisabled != 0,
 	}
 }
 
@@ -314,13 +331,13 @@ func (c *Cache) record(s *slot) apikey.Record {
 // holds the same or a newer version. It returns the slot of k's hash.
 func (c *Cache) put(sh *shard, k *apikey.Key) uint32 {
 	i, ok := sh.find(k.Hash)
-	var oldID, oldName strRef
+	var oldID, oldName, oldOwner, oldMeta strRef
 	if ok {
 		old := sh.slot(i)
 		if old.version >= k.Version {
 			return i
 		}
-		oldID, oldName = old.id, old.name
+		oldID, oldName, oldOwner, oldMeta = old.id, old.name, old.owner, old.meta
 	} else {
 		i = sh.add(&c.mu, &c.mem, k.Hash)
 		c.count.Add(1)
@@ -335,12 +352,18 @@ func (c *Cache) put(sh *shard, k *apikey.Key) uint32 {
 	if k.ReplacedByKeyID != "" {
 		s.flags |= flagReplaced
 	}
+	if !k.DisabledAt.IsZero() {
+		s.flags |= flagDisabled
+	}
 	c.mu.Lock()
 	s.id = c.keep(oldID, k.ID)
 	s.name = c.keep(oldName, k.Name)
 	s.project = c.intern(k.ProjectID)
 	s.env = c.intern(k.EnvironmentID)
 	s.scopes = c.scopeSet(k.Scopes)
+	s.owner = c.keep(oldOwner, k.OwnerID)
+	s.meta = c.keep(oldMeta, string(k.Meta))
+	s.allow = c.allowlist(k.IPAllowlist)
 	c.mu.Unlock()
 	*sh.slot(i) = s
 	return i
@@ -381,6 +404,32 @@ func (c *Cache) scopeSet(scopes []string) uint32 {
 	}
 	id := c.addSet(set)
 	c.setIDs[joined] = id
+	return id
+}
+
+// allowlist returns the index of the interned allowlist l; 0 for nil. Keys
+// of one customer tend to share their list, so lists are interned like
+// scope sets, in chunks on the heap (netip values hold pointers) that
+// readers index without a lock, as they do scope sets. c.mu is held.
+func (c *Cache) allowlist(l apikey.Allowlist) uint32 {
+	if l == nil {
+		return 0
+	}
+	enc := l.Encode()
+	if id, ok := c.listIDs[enc]; ok {
+		return id
+	}
+	id := c.numLists
+	ch := id / setsPerChunk
+	if ch == maxSetChunks {
+		panic("keycache: too many allowlists")
+	}
+	if c.lists[ch] == nil {
+		c.lists[ch] = new([setsPerChunk]apikey.Allowlist)
+	}
+	c.lists[ch][id%setsPerChunk] = slices.Clone(l)
+	c.numLists++
+	c.listIDs[enc] = id
 	return id
 }
 
