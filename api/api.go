@@ -172,6 +172,8 @@ func (a *API) routes() {
 		"List keys expiring soon", "Usable keys whose expires_at falls within the window, soonest first."), a.listExpiring)
 	huma.Register(a.huma, a.op("listExpiringSoonKeys", http.MethodGet, "/v1/api-keys/expiring-soon", apikey.ScopeRead,
 		"List keys expiring soon (alias)", "The same as /v1/api-keys/expiring, under the path Strait's CLI uses."), a.listExpiringSoon)
+	huma.Register(a.huma, a.op("importKeys", http.MethodPost, "/v1/api-keys/import", apikey.ScopeWrite,
+		"Import API keys", "Stores up to 1000 existing keys, by plaintext or hash, all or none: 400 names an invalid item, 409 a hash that exists already or comes twice."), a.importKeys)
 	verify := a.op("verifyKey", http.MethodPost, "/v1/api-keys/verify", apikey.ScopeVerify,
 		"Verify an API key", "Always 200 for a well-formed request: the verdict is in the body.")
 	verify.Middlewares = huma.Middlewares{a.verifyFast} // the hot path's own decoding: see verify.go
@@ -196,7 +198,7 @@ func (a *API) routes() {
 func (a *API) op(id, method, path, scope, summary, desc string) huma.Operation {
 	status := http.StatusOK
 	switch id {
-	case "createKey", "rotateKey":
+	case "createKey", "rotateKey", "importKeys":
 		status = http.StatusCreated
 	case "revokeKey":
 		status = http.StatusNoContent
@@ -214,7 +216,7 @@ func (a *API) op(id, method, path, scope, summary, desc string) huma.Operation {
 	if method == http.MethodPost || method == http.MethodPatch {
 		errs = append(errs, http.StatusRequestEntityTooLarge)
 	}
-	if id == "updateKey" || id == "rotateKey" || id == "disableKey" || id == "enableKey" {
+	if id == "updateKey" || id == "rotateKey" || id == "disableKey" || id == "enableKey" || id == "importKeys" {
 		errs = append(errs, http.StatusConflict)
 	}
 	return huma.Operation{

@@ -10,7 +10,7 @@ type auditInput struct {
 	ProjectID     string `query:"project_id" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Required with the admin token; an API key lists its own project when it is omitted."`
 	EnvironmentID string `query:"environment_id" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$"`
 	KeyID         string `query:"key_id" maxLength:"64" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Only events about this key."`
-	Action        string `query:"action" enum:"api_key.created,api_key.updated,api_key.revoked,api_key.rotated,api_key.rotation_failed" doc:"Only events of this kind."`
+	Action        string `query:"action" enum:"api_key.created,api_key.updated,api_key.revoked,api_key.rotated,api_key.rotation_failed,api_key.disabled,api_key.enabled,api_key.imported" doc:"Only events of this kind."`
 	Limit         int    `query:"limit" minimum:"1" maximum:"1000" default:"100"`
 	Cursor        string `query:"cursor" maxLength:"256"`
 }

@@ -30,9 +30,12 @@ import (
 type failingStore struct {
 	*sqlite.Store
 	down atomic.Bool
+	// lookups counts KeyByHash calls.
+	lookups atomic.Int64
 }
 
 func (s *failingStore) KeyByHash(ctx context.Context, h apikey.Hash) (*apikey.Key, error) {
+	s.lookups.Add(1)
 	if s.down.Load() {
 		return nil, &apikey.Error{Code: apikey.EUNAVAILABLE, Message: "the database is unavailable"}
 	}

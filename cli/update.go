@@ -134,7 +134,7 @@ escalation); a revoked or replaced key cannot be changed.`,
 	return cmd
 }
 
-var auditActions = []string{"api_key.created", "api_key.updated", "api_key.revoked", "api_key.rotated", "api_key.rotation_failed"}
+var auditActions = []string{"api_key.created", "api_key.updated", "api_key.revoked", "api_key.rotated", "api_key.rotation_failed", "api_key.disabled", "api_key.enabled", "api_key.imported"}
 
 func (k *keysCmd) audit() *cobra.Command {
 	var p client.AuditParams

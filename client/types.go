@@ -278,7 +278,8 @@ type AuditParams struct {
 	EnvironmentID string
 	KeyID         string
 	// Action is one of api_key.created, api_key.updated, api_key.revoked,
-	// api_key.rotated, api_key.rotation_failed.
+	// api_key.rotated, api_key.rotation_failed, api_key.disabled,
+	// api_key.enabled, api_key.imported.
 	Action string
 	Limit  int
 	Cursor string

@@ -49,6 +49,10 @@ type Cache struct {
 	negMax  int // per shard
 	loaded  atomic.Bool
 	count   atomic.Int64
+	// imported is set once any imported key reaches the index (loaded,
+	// applied, filled or followed), so that keys of foreign formats are
+	// looked up only where imports exist.
+	imported atomic.Bool
 
 	shards [numShards]shard
 
@@ -125,6 +129,12 @@ func (c *Cache) Load(ctx context.Context) error {
 	c.loaded.Store(true)
 	return nil
 }
+
+// HasImported reports whether an imported key has reached the index. Load
+// reads every key before the server reports ready, so from then on it is
+// the answer for the whole store; replicas learn of imports elsewhere
+// through the change feed (Apply), since imported keys are keys.
+func (c *Cache) HasImported() bool { return c.imported.Load() }
 
 // Loaded reports whether the whole store has been read into the index.
 func (c *Cache) Loaded() bool { return c.loaded.Load() }
@@ -354,6 +364,9 @@ func (c *Cache) put(sh *shard, k *apikey.Key) uint32 {
 	}
 	if !k.DisabledAt.IsZero() {
 		s.flags |= flagDisabled
+	}
+	if k.Source == apikey.SourceImported && !c.imported.Load() {
+		c.imported.Store(true)
 	}
 	c.mu.Lock()
 	s.id = c.keep(oldID, k.ID)

@@ -55,7 +55,11 @@ func (s *Service) Verify(ctx context.Context, p apikey.Principal, in VerifyInput
 		return Verdict{}, err
 	}
 	if !apikey.ParseKey(in.Key) {
-		return Verdict{Code: apikey.CodeMalformed}, nil
+		// A key of another format may be imported (SPEC §9); one of ours
+		// with a bad checksum never is.
+		if apikey.OwnFormat(in.Key) || in.Key == "" || len(in.Key) > apikey.MaxPresentedKeyBytes || !s.mayBeImported() {
+			return Verdict{Code: apikey.CodeMalformed}, nil
+		}
 	}
 	rec, found, err := s.index.Lookup(ctx, apikey.HashKey(in.Key))
 	if err != nil {
