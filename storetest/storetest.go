@@ -21,8 +21,8 @@ package storetest
 
 import (
 	"errors"
-	"net/netip"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
