@@ -274,3 +274,16 @@ func (p AuditParams) query() url.Values {
 	addString(q, "cursor", p.Cursor)
 	return q
 }
+
+// ImportKeys stores existing keys — by plaintext or by hash — all or none:
+// an invalid item is an *Error naming it (keys[3].hash), a key that exists
+// already or comes twice a conflict naming it. Needs api-keys:write.
+func (c *Client) ImportKeys(ctx context.Context, p ImportParams) ([]Key, error) {
+	var out struct {
+		Keys []Key `json:"keys"`
+	}
+	if _, err := c.do(ctx, http.MethodPost, c.endpoint("/v1/api-keys/import", nil), p, &out); err != nil {
+		return nil, err
+	}
+	return out.Keys, nil
+}

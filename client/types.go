@@ -284,3 +284,24 @@ type AuditParams struct {
 	Limit  int
 	Cursor string
 }
+
+// ImportParams are keys to import into a project: 1–1000 of them.
+type ImportParams struct {
+	ProjectID string      `json:"project_id"`
+	Keys      []ImportKey `json:"keys"`
+}
+
+// ImportKey is one key to import: its plaintext (Key) or the hash of it
+// (Hash, "sha256:<64 lowercase hex>"), and the fields a new key has.
+type ImportKey struct {
+	Name          string          `json:"name"`
+	Key           string          `json:"key,omitempty"`
+	Hash          string          `json:"hash,omitempty"`
+	KeyPrefix     string          `json:"key_prefix,omitempty"`
+	Scopes        []string        `json:"scopes,omitempty"`
+	EnvironmentID string          `json:"environment_id,omitempty"`
+	ExpiresAt     time.Time       `json:"expires_at,omitzero"`
+	OwnerID       string          `json:"owner_id,omitempty"`
+	Meta          json.RawMessage `json:"meta,omitempty"`
+	IPAllowlist   []string        `json:"ip_allowlist,omitempty"`
+}
