@@ -17,11 +17,25 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/apikeyd/apikeyd/apikey"
 	"github.com/apikeyd/apikeyd/sqlite"
 )
+
+// The optional SPEC §9 fields the seeded keys carry.
+var (
+	withOwner bool
+	metaBytes int
+)
+
+// meta returns a compact JSON object of about n bytes for key i.
+func meta(i, n int) []byte {
+	head := fmt.Sprintf(`{"customer":"cust-%08d","plan":"pro","pad":"`, i)
+	pad := max(0, n-len(head)-2)
+	return []byte(head + strings.Repeat("x", pad) + `"}`)
+}
 
 func main() {
 	dataDir := flag.String("data-dir", "./data", "apikeyd data directory (created if absent)")
@@ -30,6 +44,8 @@ func main() {
 	batch := flag.Int("batch", 20000, "keys per transaction")
 	projects := flag.Int("projects", 1, "spread keys over this many projects (p1 … pN); the verifier and the printed keys are in p1")
 	prefix := flag.String("prefix", "sk", "key prefix")
+	flag.BoolVar(&withOwner, "owner", false, "give every key an owner_id of its own")
+	flag.IntVar(&metaBytes, "meta", 0, "give every key a meta object of about this many bytes, different for each key (0: none)")
 	flag.Parse()
 	if err := run(*dataDir, *n, *emit, *batch, *projects, *prefix); err != nil {
 		log.Fatal(err)
@@ -77,6 +93,12 @@ func run(dataDir string, n, emit, batch, projects int, prefix string) error {
 			k, secret, err := newKey(prefix, project, fmt.Sprintf("bench key %d", i), []string{"orders:read", "orders:write"}, "prod")
 			if err != nil {
 				return err
+			}
+			if withOwner {
+				k.OwnerID = fmt.Sprintf("user:%08d@tenant-%d", i, i%projects)
+			}
+			if metaBytes > 0 {
+				k.Meta = meta(i, metaBytes)
 			}
 			if i < emit {
 				fmt.Fprintln(out, secret)
