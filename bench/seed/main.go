@@ -28,6 +28,7 @@ import (
 var (
 	withOwner bool
 	metaBytes int
+	allowlist apikey.Allowlist
 )
 
 // meta returns a compact JSON object of about n bytes for key i.
@@ -46,7 +47,15 @@ func main() {
 	prefix := flag.String("prefix", "sk", "key prefix")
 	flag.BoolVar(&withOwner, "owner", false, "give every key an owner_id of its own")
 	flag.IntVar(&metaBytes, "meta", 0, "give every key a meta object of about this many bytes, different for each key (0: none)")
+	allow := flag.String("allow-ip", "", "give every key this IP allowlist (comma-separated addresses and CIDRs)")
 	flag.Parse()
+	if *allow != "" {
+		l, bad, err := apikey.ParseAllowlist(strings.Split(*allow, ","))
+		if err != nil || bad != nil {
+			log.Fatalf("-allow-ip: %v %v", err, bad)
+		}
+		allowlist = l
+	}
 	if err := run(*dataDir, *n, *emit, *batch, *projects, *prefix); err != nil {
 		log.Fatal(err)
 	}
@@ -100,6 +109,7 @@ func run(dataDir string, n, emit, batch, projects int, prefix string) error {
 			if metaBytes > 0 {
 				k.Meta = meta(i, metaBytes)
 			}
+			k.IPAllowlist = allowlist
 			if i < emit {
 				fmt.Fprintln(out, secret)
 			}
