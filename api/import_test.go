@@ -118,8 +118,12 @@ func TestImport(t *testing.T) {
 	if err := json.Unmarshal(body, &rot); err != nil || status != http.StatusCreated {
 		t.Fatalf("rotate: %d %s", status, body)
 	}
-	if !apikey.ParseKey(rot["key"].(string)) || rot["owner_id"] != "cust-1" {
+	if !apikey.ParseKey(rot["key"].(string)) {
 		t.Errorf("the replacement of an imported key: %v", rot)
+	}
+	status, body = f.do(t, "GET", "/v1/api-keys/"+rot["new_key_id"].(string), f.admin, nil)
+	if !strings.Contains(string(body), `"owner_id":"cust-1"`) || !strings.Contains(string(body), `"source":"issued"`) {
+		t.Errorf("the replacement keeps the owner and is issued: %d %s", status, body)
 	}
 	status, body = f.do(t, "GET", "/v1/audit-events?project_id=p1&action=api_key.imported", f.admin, nil)
 	if n := strings.Count(string(body), `"action":"api_key.imported"`); status != http.StatusOK || n != 2 {

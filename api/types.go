@@ -20,22 +20,32 @@ type KeyCommon struct {
 	Name      string     `json:"name"`
 	Scopes    []string   `json:"scopes"`
 	ExpiresAt *time.Time `json:"expires_at"`
-	OwnerID   *string    `json:"owner_id" doc:"The user, team or service account the key belongs to."`
-	Meta      metaObject `json:"meta" doc:"Your data about the key, handed to every verifier: never secrets."`
 }
 
 // keyCommon is the KeyCommon of a key: scopes as an array, never null; an
-// expiry, an owner and meta, or null for none.
+// expiry, or null for none.
 func keyCommon(r apikey.Record) KeyCommon {
 	scopes := r.Scopes
 	if scopes == nil {
 		scopes = []string{}
 	}
-	c := KeyCommon{Name: r.Name, Scopes: scopes, ExpiresAt: optTime(r.ExpiresAt), OwnerID: optString(r.OwnerID)}
+	return KeyCommon{Name: r.Name, Scopes: scopes, ExpiresAt: optTime(r.ExpiresAt)}
+}
+
+// KeyOwnership are the fields of SPEC §9 that the key object and the verify
+// answer show alike (the rotate object does not: SPEC §9 marks where they
+// appear), filled in keyOwnership from the key's record, once.
+type KeyOwnership struct {
+	OwnerID *string    `json:"owner_id" doc:"The user, team or service account the key belongs to."`
+	Meta    metaObject `json:"meta" doc:"Your data about the key, handed to every verifier: never secrets."`
+}
+
+func keyOwnership(r *apikey.Record) KeyOwnership {
+	o := KeyOwnership{OwnerID: optString(r.OwnerID)}
 	if r.Meta != "" {
-		c.Meta = metaObject(r.Meta)
+		o.Meta = metaObject(r.Meta)
 	}
-	return c
+	return o
 }
 
 // metaObject is a key's meta on the wire: a JSON object of at most 64
@@ -79,12 +89,13 @@ type KeyObject struct {
 	RotationIntervalDays *int       `json:"rotation_interval_days"`
 	NextRotationAt       *time.Time `json:"next_rotation_at"`
 	RotationWebhookURL   *string    `json:"rotation_webhook_url"`
-	IPAllowlist          []string   `json:"ip_allowlist" doc:"Addresses and CIDRs the key may be used from; null: any."`
-	DisabledAt           *time.Time `json:"disabled_at" doc:"Set while the key is disabled."`
-	DisabledReason       *string    `json:"disabled_reason"`
-	RevocationReason     *string    `json:"revocation_reason" enum:"unspecified,key_compromise,superseded,privilege_withdrawn,cessation_of_operation"`
-	Source               string     `json:"source" enum:"issued,imported" doc:"issued by apikeyd, or imported."`
-	Status               string     `json:"status" enum:"active,rotating,rotated,expired,revoked,disabled" doc:"active; rotating (replaced, in grace); rotated (grace over); expired; revoked; disabled (unless revoked, expired or rotated)."`
+	KeyOwnership
+	IPAllowlist      []string   `json:"ip_allowlist" doc:"Addresses and CIDRs the key may be used from; null: any."`
+	DisabledAt       *time.Time `json:"disabled_at" doc:"Set while the key is disabled."`
+	DisabledReason   *string    `json:"disabled_reason"`
+	RevocationReason *string    `json:"revocation_reason" enum:"unspecified,key_compromise,superseded,privilege_withdrawn,cessation_of_operation"`
+	Source           string     `json:"source" enum:"issued,imported" doc:"issued by apikeyd, or imported."`
+	Status           string     `json:"status" enum:"active,rotating,rotated,expired,revoked,disabled" doc:"active; rotating (replaced, in grace); rotated (grace over); expired; revoked; disabled (unless revoked, expired or rotated)."`
 }
 
 // CreatedKeyObject is the answer to a create: the key object, the plaintext
@@ -141,6 +152,7 @@ type VerifyObject struct {
 	EnvironmentID *string    `json:"environment_id"`
 	KeyCommon
 	GraceExpiresAt *time.Time `json:"grace_expires_at"`
+	KeyOwnership
 
 	known bool
 }
@@ -178,6 +190,7 @@ func verifyObject(v service.Verdict) VerifyObject {
 		if r.Replaced {
 			out.GraceExpiresAt = optTime(r.GraceExpiresAt)
 		}
+		out.KeyOwnership = keyOwnership(r)
 	}
 	return out
 }
@@ -229,10 +242,11 @@ func optString(s string) *string {
 }
 
 func keyObject(k *apikey.Key, now time.Time) KeyObject {
+	rec := k.Record()
 	o := KeyObject{
 		ID:                 k.ID,
 		ProjectID:          k.ProjectID,
-		KeyCommon:          keyCommon(k.Record()),
+		KeyCommon:          keyCommon(rec),
 		KeyPrefix:          k.KeyPrefix,
 		LastUsedAt:         optTime(k.LastUsedAt),
 		CreatedAt:          k.CreatedAt,
@@ -243,6 +257,7 @@ func keyObject(k *apikey.Key, now time.Time) KeyObject {
 		NextRotationAt:     optTime(k.NextRotationAt),
 		RotationWebhookURL: optString(k.RotationWebhookURL),
 		IPAllowlist:        k.IPAllowlist.Strings(),
+		KeyOwnership:       keyOwnership(&rec),
 		DisabledAt:         optTime(k.DisabledAt),
 		DisabledReason:     optString(k.DisabledReason),
 		RevocationReason:   optString(string(k.RevocationReason)),

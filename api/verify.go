@@ -342,6 +342,12 @@ func appendVerdict(b []byte, v *service.Verdict) []byte {
 		}
 		b = append(b, `],"expires_at":`...)
 		b = appendJSONTime(b, r.ExpiresAt)
+		b = append(b, `,"grace_expires_at":`...)
+		if r.Replaced {
+			b = appendJSONTime(b, r.GraceExpiresAt)
+		} else {
+			b = append(b, "null"...)
+		}
 		b = append(b, `,"owner_id":`...)
 		if r.OwnerID == "" {
 			b = append(b, "null"...)
@@ -350,12 +356,6 @@ func appendVerdict(b []byte, v *service.Verdict) []byte {
 		}
 		b = append(b, `,"meta":`...)
 		b = appendMeta(b, r.Meta)
-		b = append(b, `,"grace_expires_at":`...)
-		if r.Replaced {
-			b = appendJSONTime(b, r.GraceExpiresAt)
-		} else {
-			b = append(b, "null"...)
-		}
 	}
 	return append(b, "}\n"...)
 }

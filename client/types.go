@@ -26,6 +26,11 @@ type KeyCommon struct {
 	Scopes []string `json:"scopes"`
 	// ExpiresAt is nil for a key that does not expire.
 	ExpiresAt *time.Time `json:"expires_at"`
+}
+
+// Ownership are the fields that a Key and a Verdict (of a known key) both
+// have: whose the key is, and your data about it.
+type Ownership struct {
 	// OwnerID is the user, team or service account the key belongs to.
 	OwnerID *string `json:"owner_id"`
 	// Meta is your data about the key (a JSON object), nil for none.
@@ -48,6 +53,7 @@ type Key struct {
 	RotationIntervalDays *int       `json:"rotation_interval_days"`
 	NextRotationAt       *time.Time `json:"next_rotation_at"`
 	RotationWebhookURL   *string    `json:"rotation_webhook_url"`
+	Ownership
 	// IPAllowlist lists where the key may be used from; nil for anywhere.
 	IPAllowlist []string `json:"ip_allowlist"`
 	// DisabledAt is set while the key is disabled (DisableKey).
@@ -120,6 +126,7 @@ type Verdict struct {
 	EnvironmentID *string    `json:"environment_id"`
 	KeyCommon
 	GraceExpiresAt *time.Time `json:"grace_expires_at"`
+	Ownership
 }
 
 // MarshalJSON writes the verdict as the server does: only valid and code

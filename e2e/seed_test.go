@@ -11,6 +11,8 @@ var keyFields = []string{
 	"id", "project_id", "name", "key_prefix", "scopes", "expires_at", "last_used_at", "created_at",
 	"revoked_at", "replaced_by_key_id", "grace_expires_at", "environment_id", "rotation_interval_days",
 	"next_rotation_at", "rotation_webhook_url", "status",
+	// SPEC §9 (issue 12) adds these to the key object.
+	"owner_id", "meta", "ip_allowlist", "disabled_at", "disabled_reason", "revocation_reason", "source",
 }
 
 var rotateFields = []string{
