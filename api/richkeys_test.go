@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/apikeyd/apikeyd/apikey"
 )
 
 // decodeKey decodes a key object answer, failing unless the status is want.
@@ -265,5 +267,41 @@ func TestDeniedVerifyLeavesLastUsed(t *testing.T) {
 	decodeKey(t, serve(a, "POST", "/v1/api-keys/verify", testAdmin, `{"key":"`+plain+`","client_ip":"10.0.0.1"}`), http.StatusOK)
 	if got := lastUsed(); got == nil {
 		t.Fatal("an allowed verify recorded no last use")
+	}
+}
+
+// TestEnumsMatchDomain checks that the OpenAPI enums written as tags list
+// exactly the domain's values: revocation reasons, statuses and sources.
+func TestEnumsMatchDomain(t *testing.T) {
+	a := New(Options{})
+	schemas := a.OpenAPI().Components.Schemas.Map()
+	props := schemas["KeyObject"].Properties
+	var reasons, statuses []string
+	for _, r := range apikey.RevocationReasons {
+		reasons = append(reasons, string(r))
+	}
+	for _, st := range []apikey.Status{apikey.StatusActive, apikey.StatusRotating, apikey.StatusRotated, apikey.StatusExpired, apikey.StatusRevoked, apikey.StatusDisabled} {
+		if _, ok := apikey.ParseStatus(string(st)); !ok {
+			t.Fatalf("ParseStatus(%s)", st)
+		}
+		statuses = append(statuses, string(st))
+	}
+	for _, tc := range []struct {
+		field string
+		want  []string
+	}{
+		{"revocation_reason", reasons},
+		{"status", statuses},
+		{"source", []string{string(apikey.SourceIssued), string(apikey.SourceImported)}},
+	} {
+		var got []string
+		for _, v := range props[tc.field].Enum {
+			if s, ok := v.(string); ok {
+				got = append(got, s)
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s enum %v, want %v", tc.field, got, tc.want)
+		}
 	}
 }
