@@ -169,11 +169,7 @@ func (k *keysCmd) audit() *cobra.Command {
 		return k.print(events, func(t *table) {
 			t.row("CREATED_AT", "ACTION", "KEY_ID", "ACTOR")
 			for _, e := range events {
-				actor := e.Actor.Type
-				if e.Actor.KeyID != nil {
-					actor += " " + *e.Actor.KeyID
-				}
-				t.row(e.CreatedAt.UTC().Format(time.RFC3339), e.Action, e.KeyID, actor)
+				t.row(e.CreatedAt.UTC().Format(time.RFC3339), e.Action, e.KeyID, actorText(e.Actor))
 			}
 		})
 	})
