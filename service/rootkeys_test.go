@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/apikey"
+	"github.com/apikeyd/apikeyd/keycache"
 	"github.com/apikeyd/apikeyd/service"
 )
 
@@ -251,5 +252,39 @@ func TestRootKeySignIn(t *testing.T) {
 	}
 	if _, err := svc.Resolve(ctx, cred); err != apikey.ErrUnauthenticated {
 		t.Fatalf("a revoked root key's session resolves: %v", err)
+	}
+}
+
+// TestRootKeyIndex checks that root-key changes reach the in-memory index
+// once committed (writeTx → ApplyRoot): a root key held in memory is
+// narrowed and then refused on the very next authentication.
+func TestRootKeyIndex(t *testing.T) {
+	var idx *keycache.Cache
+	svc, _ := newService(t, func(o *service.Options) {
+		idx = keycache.New(keycache.Options{Store: o.Store})
+		if err := idx.Load(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		o.Index = idx
+	})
+	ctx := context.Background()
+	rk, p := rootKey(t, svc, "ops", []string{apikey.ScopeWrite, apikey.ScopeVerify}, nil)
+	if idx.RootLen() != 1 || !p.Allows(apikey.ScopeWrite) {
+		t.Fatalf("index holds %d root keys; principal %+v", idx.RootLen(), p)
+	}
+	if _, err := svc.UpdateRootKey(ctx, apikey.AdminPrincipal, rk.RootKey.ID, service.RootKeyPatch{
+		Permissions: apikey.Some([]string{apikey.ScopeVerify}), ProjectIDs: apikey.Some([]string{"a"}),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := svc.Authenticate(ctx, rk.Plaintext)
+	if err != nil || p.Allows(apikey.ScopeWrite) || len(p.ProjectIDs) != 1 {
+		t.Fatalf("after the update: %+v %v", p, err)
+	}
+	if err := svc.RevokeRootKey(ctx, apikey.AdminPrincipal, rk.RootKey.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Authenticate(ctx, rk.Plaintext); err != apikey.ErrUnauthenticated {
+		t.Fatalf("after the revocation: %v", err)
 	}
 }
