@@ -136,7 +136,7 @@ func (a *API) listRootKeys(ctx context.Context, in *listRootKeysInput) (*listRoo
 // createRootKeyInputBody is the body of POST /v1/root-keys.
 type createRootKeyInputBody struct {
 	Name          string       `json:"name" minLength:"1" maxLength:"255" doc:"Who or what uses the key: it names the actor in the audit log."`
-	Permissions   []string     `json:"permissions" maxItems:"16" doc:"1-16 of api-keys:read, api-keys:write, api-keys:verify, api-keys:*, root-keys:read, root-keys:write, root-keys:*, *."`
+	Permissions   []string     `json:"permissions" maxItems:"16" enum:"api-keys:read,api-keys:write,api-keys:verify,api-keys:*,root-keys:read,root-keys:write,root-keys:*,*" doc:"1-16 permissions; write includes read."`
 	ProjectIDs    []string     `json:"project_ids,omitempty" nullable:"true" maxItems:"100" doc:"Projects the key acts in; omitted or null for every project, present and future."`
 	ExpiresInDays *wholeNumber `json:"expires_in_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Lifetime in days. Not with expires_at."`
 	ExpiresAt     *time.Time   `json:"expires_at,omitempty" nullable:"true" doc:"Expiry instant, in the future. Not with expires_in_days."`
