@@ -72,3 +72,56 @@ func TestBrowserRootKeySession(t *testing.T) {
 		t.Fatal("a revoked root key's session still shows the project")
 	}
 }
+
+// TestBrowserCreateRootKey: the admin creates a verify-only root key of
+// every project on the root keys page, copies it (shown once), and it
+// verifies a customer's key through the API; a create without saying
+// where the key acts is refused and creates nothing.
+func TestBrowserCreateRootKey(t *testing.T) {
+	ctx := tab(t)
+	api := adminClient(t)
+	browserSignIn(t, ctx)
+	submit(t, ctx, chromedp.Click(chromedp.CSS(`nav a[href="/ui/root-keys"]`)))
+	wantText(t, ctx, "h1", "Root keys")
+
+	name := "browser gateway"
+	do(t, ctx,
+		chromedp.SendKeys(chromedp.ID("#name"), name),
+		chromedp.Click(chromedp.CSS(`input[name=permission][value="api-keys:verify"]`)),
+	)
+	if st := submit(t, ctx, chromedp.Click(chromedp.CSS(`form[action="/ui/root-keys"] button[type=submit]`))); st != http.StatusBadRequest {
+		t.Fatalf("create without projects led to %d, want 400", st)
+	}
+	wantText(t, ctx, "#create-error", "Say where the root key acts")
+	for rk, err := range api.ListRootKeys(t.Context(), client.RootKeyListParams{}) {
+		if err != nil || rk.Name == name {
+			t.Fatalf("a refused create stored %+v (%v)", rk, err)
+		}
+	}
+
+	do(t, ctx, chromedp.Click(chromedp.ID("#all_projects")))
+	if st := submit(t, ctx, chromedp.Click(chromedp.CSS(`form[action="/ui/root-keys"] button[type=submit]`))); st != http.StatusOK {
+		t.Fatalf("create led to %d", st)
+	}
+	wantText(t, ctx, "#secret-title", "copy it now")
+	secret := run(t, ctx, chromedp.Value(chromedp.ID("#secret")))
+	if !strings.HasPrefix(secret, "apikeyd_") {
+		t.Fatalf("the page showed %q", secret)
+	}
+	k, err := api.CreateKey(t.Context(), client.CreateParams{ProjectID: "browser-rk-any", Name: "customer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := client.New(srv.URL, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := verifier.Verify(t.Context(), client.VerifyParams{Key: k.Secret}); err != nil || !v.Valid {
+		t.Fatalf("the root key shown does not verify: %+v %v", v, err)
+	}
+	do(t, ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("h1")))
+	if html := pageHTML(t, ctx); strings.Contains(html, secret) || strings.Contains(html, "secret-panel") {
+		t.Fatal("the root key is still on the page after a reload")
+	}
+	wantText(t, ctx, "main table", name)
+}
