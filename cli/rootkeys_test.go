@@ -92,4 +92,10 @@ func TestRootKeysCommands(t *testing.T) {
 			t.Fatalf("the revoked key still works: exit %d", code)
 		}
 	})
+	t.Run("OKAuditOfRootKeys", func(t *testing.T) {
+		code, out, errOut := run(t, srv.AdminToken, "keys", "audit", "--action", "root_key.revoked")
+		if code != 0 || !strings.Contains(out, "root_key.revoked") || !strings.Contains(out, "admin") {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+	})
 }
