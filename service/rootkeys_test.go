@@ -288,3 +288,33 @@ func TestRootKeyIndex(t *testing.T) {
 		t.Fatalf("after the revocation: %v", err)
 	}
 }
+
+// countingIndex counts the lookups of keys it is asked.
+type countingIndex struct {
+	service.Index
+	lookups int
+}
+
+func (c *countingIndex) Lookup(ctx context.Context, h apikey.Hash) (apikey.Record, bool, error) {
+	c.lookups++
+	return c.Index.Lookup(ctx, h)
+}
+
+// TestVerifyRootKeyWithoutLookup: a root key presented to verify is
+// NOT_FOUND by its shape, without asking the index of keys.
+func TestVerifyRootKeyWithoutLookup(t *testing.T) {
+	idx := &countingIndex{}
+	svc, _ := newService(t, func(o *service.Options) {
+		idx.Index = service.StoreIndex{Store: o.Store}
+		o.Index = idx
+	})
+	rk, p := rootKey(t, svc, "verifier", []string{apikey.ScopeVerify}, nil)
+	before := idx.lookups
+	v, err := svc.Verify(context.Background(), p, service.VerifyInput{Key: rk.Plaintext})
+	if err != nil || v.Code != apikey.CodeNotFound || v.Known {
+		t.Fatalf("%+v %v", v, err)
+	}
+	if idx.lookups != before {
+		t.Fatalf("verify of a root key looked it up %d times", idx.lookups-before)
+	}
+}
