@@ -134,7 +134,8 @@ func (s *Service) now() time.Time { return s.clock().UTC().Truncate(time.Microse
 // Authenticate resolves a bearer token to the principal it acts for. Every
 // failure — empty, malformed, unknown, expired, revoked or past its grace —
 // is apikey.ErrUnauthenticated, so that the answer reveals nothing. Using a
-// key as a bearer records its last use.
+// key as a bearer records its last use. A root key (apikeyd_…) is looked up
+// among root keys only, any other key among customers' keys only.
 func (s *Service) Authenticate(ctx context.Context, token string) (apikey.Principal, error) {
 	return s.AuthenticateAt(ctx, token, time.Time{})
 }

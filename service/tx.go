@@ -105,8 +105,9 @@ func (t *writeTx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 }
 
 // update runs fn in a write transaction and, once it has committed, tells
-// the index about every key and root key fn wrote through tx. fn may run more than once
-// (the store retries); only the last run's writes are applied.
+// the index about every key and root key fn wrote through tx. fn may run
+// more than once (the store retries); only the last run's writes are
+// applied.
 func (s *Service) update(ctx context.Context, fn func(tx *writeTx) error) error {
 	var wt *writeTx
 	err := s.store.Update(ctx, func(tx apikey.Tx) error {
