@@ -147,3 +147,30 @@ func (u *UI) createRootKey(w http.ResponseWriter, r *http.Request, rq *request) 
 	u.sessions.leave(rq.token, "Root key created.", &shownOnce{KeyID: created.RootKey.ID, Plaintext: created.Plaintext})
 	http.Redirect(w, r, rootKeysURL(), http.StatusSeeOther)
 }
+
+// revokeRootKey revokes a root key once the person has typed its prefix.
+// Revoking ends the root key's own sessions too, this one included when
+// it revokes itself.
+func (u *UI) revokeRootKey(w http.ResponseWriter, r *http.Request, rq *request) {
+	id := r.PathValue("id")
+	rk, err := u.svc.RootKey(r.Context(), rq.p, id)
+	if err != nil {
+		u.fail(w, r, rq, err)
+		return
+	}
+	if strings.TrimSpace(r.PostFormValue("confirm")) != rk.KeyPrefix {
+		u.showRootKeys(w, r, rq, http.StatusBadRequest, rootKeyForm{},
+			"Type the root key's prefix, "+rk.KeyPrefix+", exactly to confirm. Nothing was revoked.")
+		return
+	}
+	if err := u.svc.RevokeRootKey(r.Context(), rq.p, id); err != nil {
+		if apikey.ErrorCode(err) == apikey.EFORBIDDEN {
+			u.showRootKeys(w, r, rq, http.StatusForbidden, rootKeyForm{}, apikey.ErrorMessage(err)+". Nothing was revoked.")
+			return
+		}
+		u.fail(w, r, rq, err)
+		return
+	}
+	u.sessions.leave(rq.token, "Root key "+rk.Name+" revoked. It stopped working at once.", nil)
+	http.Redirect(w, r, rootKeysURL(), http.StatusSeeOther)
+}

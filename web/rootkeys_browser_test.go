@@ -92,7 +92,7 @@ func TestBrowserCreateRootKey(t *testing.T) {
 	if st := submit(t, ctx, chromedp.Click(chromedp.CSS(`form[action="/ui/root-keys"] button[type=submit]`))); st != http.StatusBadRequest {
 		t.Fatalf("create without projects led to %d, want 400", st)
 	}
-	wantText(t, ctx, "#create-error", "Say where the root key acts")
+	wantText(t, ctx, "#rootkeys-error", "Say where the root key acts")
 	for rk, err := range api.ListRootKeys(t.Context(), client.RootKeyListParams{}) {
 		if err != nil || rk.Name == name {
 			t.Fatalf("a refused create stored %+v (%v)", rk, err)
@@ -124,4 +124,34 @@ func TestBrowserCreateRootKey(t *testing.T) {
 		t.Fatal("the root key is still on the page after a reload")
 	}
 	wantText(t, ctx, "main table", name)
+
+	// Revoke it: a wrong confirmation revokes nothing, its prefix does.
+	var id, prefix string
+	for rk, err := range api.ListRootKeys(t.Context(), client.RootKeyListParams{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rk.Name == name {
+			id, prefix = rk.ID, rk.KeyPrefix
+		}
+	}
+	form := `form[action="/ui/root-keys/` + id + `/revoke"]`
+	do(t, ctx, chromedp.SendKeys(chromedp.CSS(form+` input[name=confirm]`), "wrong"))
+	if st := submit(t, ctx, chromedp.Click(chromedp.CSS(form+` button`))); st != http.StatusBadRequest {
+		t.Fatalf("revoke with a wrong confirmation led to %d", st)
+	}
+	if rk, err := api.GetRootKey(t.Context(), id); err != nil || rk.Status != client.StatusActive {
+		t.Fatalf("after a wrong confirmation: %+v %v", rk, err)
+	}
+	do(t, ctx, chromedp.SendKeys(chromedp.CSS(form+` input[name=confirm]`), prefix))
+	if st := submit(t, ctx, chromedp.Click(chromedp.CSS(form+` button`))); st != http.StatusOK {
+		t.Fatalf("revoke led to %d", st)
+	}
+	wantText(t, ctx, ".notice", "revoked")
+	if rk, err := api.GetRootKey(t.Context(), id); err != nil || rk.Status != client.StatusRevoked {
+		t.Fatalf("after the revocation: %+v %v", rk, err)
+	}
+	if _, err := verifier.Verify(t.Context(), client.VerifyParams{Key: k.Secret}); !client.IsUnauthorized(err) {
+		t.Fatalf("the revoked root key still verifies: %v", err)
+	}
 }
