@@ -20,6 +20,9 @@ type Key struct {
 	// itself is stored.
 	Hash   Hash
 	Scopes []string
+	// OwnerID is the customer's user, team or service account the key
+	// belongs to (ValidOwnerID); empty for none.
+	OwnerID string
 
 	ExpiresAt  time.Time
 	LastUsedAt time.Time
@@ -165,6 +168,7 @@ type KeyInput struct {
 	EnvironmentID        *string
 	RotationIntervalDays *int
 	RotationWebhookURL   *string
+	OwnerID              *string
 }
 
 // NewKey checks in and returns the key it describes at now: every field a
@@ -205,7 +209,18 @@ func (in *KeyInput) NewKey(now time.Time, env string) (*Key, []FieldError) {
 	if in.RotationWebhookURL != nil {
 		k.RotationWebhookURL = *in.RotationWebhookURL
 	}
+	if in.OwnerID != nil {
+		bad.ownerID("owner_id", *in.OwnerID)
+		k.OwnerID = *in.OwnerID
+	}
 	return k, bad
+}
+
+// ownerID records an error unless s is a valid owner_id.
+func (p *problems) ownerID(field, s string) {
+	if !ValidOwnerID(s) {
+		p.add(field, "must be 1–255 characters of A-Z, a-z, 0-9, _ . : @ -")
+	}
 }
 
 // Day is the unit of the key's day counts.
@@ -221,6 +236,8 @@ type KeyPatch struct {
 	RotationWebhookURL   Optional[string]
 	// NextRotationAt moves the next scheduled rotation; null is absent.
 	NextRotationAt Optional[time.Time]
+	// OwnerID: null removes the owner.
+	OwnerID Optional[string]
 }
 
 // Check checks the rules of p that do not depend on the key, at now, and
@@ -247,6 +264,9 @@ func (p *KeyPatch) Check(now time.Time) []FieldError {
 	if p.NextRotationAt.Valid() {
 		p.NextRotationAt.Value = p.NextRotationAt.Value.UTC().Truncate(time.Microsecond)
 	}
+	if p.OwnerID.Valid() {
+		bad.ownerID("owner_id", p.OwnerID.Value)
+	}
 	return bad
 }
 
@@ -264,6 +284,9 @@ func (p *KeyPatch) Apply(k *Key, now time.Time) []FieldError {
 	}
 	if p.RotationWebhookURL.Set {
 		k.RotationWebhookURL = value(p.RotationWebhookURL)
+	}
+	if p.OwnerID.Set {
+		k.OwnerID = value(p.OwnerID)
 	}
 	if p.RotationIntervalDays.Set {
 		k.RotationIntervalDays = value(p.RotationIntervalDays)
@@ -316,6 +339,7 @@ var auditFields = []struct {
 	{"rotation_interval_days", func(k *Key) any { return orNil(k.RotationIntervalDays) }},
 	{"next_rotation_at", func(k *Key) any { return orNil(k.NextRotationAt) }},
 	{"rotation_webhook_url", func(k *Key) any { return orNil(k.RotationWebhookURL) }},
+	{"owner_id", func(k *Key) any { return orNil(k.OwnerID) }},
 }
 
 func orNil[T comparable](v T) any {
