@@ -148,7 +148,8 @@ func (u *UI) rotateKey(w http.ResponseWriter, r *http.Request, rq *request) {
 // revokeKey revokes a key once the person has typed its prefix.
 func (u *UI) revokeKey(w http.ResponseWriter, r *http.Request, rq *request) {
 	id := r.PathValue("id")
-	if _, err := apikey.ParseRevocationReason(r.PostFormValue("reason")); err != nil {
+	why, err := apikey.ParseRevocationReason(r.PostFormValue("reason"))
+	if err != nil {
 		u.showKey(w, r, rq, http.StatusBadRequest, func(v *keyView) { v.RevokeError = "Choose one of the reasons." })
 		return
 	}
@@ -163,7 +164,7 @@ func (u *UI) revokeKey(w http.ResponseWriter, r *http.Request, rq *request) {
 		})
 		return
 	}
-	if err := u.svc.Revoke(r.Context(), rq.p, id, ""); err != nil {
+	if err := u.svc.Revoke(r.Context(), rq.p, id, string(why)); err != nil {
 		u.refused(w, r, rq, err, func(v *keyView, msg string) { v.RevokeError = msg })
 		return
 	}

@@ -337,7 +337,9 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 	}
 	wantText(t, ctx, ".notice", "Key revoked")
 	wantText(t, ctx, "h1", "revoked")
-	if k, err := api.GetKey(t.Context(), newID); err != nil || k.Status != client.StatusRevoked {
+	wantText(t, ctx, "#revocation-reason", "Key compromise")
+	if k, err := api.GetKey(t.Context(), newID); err != nil || k.Status != client.StatusRevoked ||
+		k.RevocationReason == nil || *k.RevocationReason != "key_compromise" {
 		t.Fatalf("after revoke: %+v, %v", k, err)
 	}
 	if v, err := api.Verify(t.Context(), client.VerifyParams{Key: replacement}); err != nil || v.Valid {

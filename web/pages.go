@@ -207,6 +207,9 @@ type keyView struct {
 	Events   []eventView
 	More     string // link to the rest of the key's audit trail
 	Activity chart
+	// RevocationReason is the revoked key's reason, as the revoke form
+	// names it.
+	RevocationReason string
 	// CanRotate and CanRevoke say which actions the page offers: what the
 	// credential may do to a key in its state.
 	CanRotate, CanRevoke bool
@@ -238,6 +241,20 @@ var reasons = func() []option {
 	return out
 }()
 
+// reasonLabel is the revoke form's label of a revocation reason; a key
+// revoked before reasons were kept has none, which is unspecified.
+func reasonLabel(r apikey.RevocationReason) string {
+	if r == "" {
+		r = apikey.RevocationUnspecified
+	}
+	for _, o := range reasons {
+		if o.Value == string(r) {
+			return o.Label
+		}
+	}
+	return string(r)
+}
+
 // key shows one key: every field, its audit trail and the actions the
 // credential may take on it.
 func (u *UI) key(w http.ResponseWriter, r *http.Request, rq *request) {
@@ -267,6 +284,9 @@ func (u *UI) showKey(w http.ResponseWriter, r *http.Request, rq *request, status
 		Activity: activityChart(evs, now),
 		Graces:   graces,
 		Reasons:  reasons,
+	}
+	if !k.RevokedAt.IsZero() {
+		v.RevocationReason = reasonLabel(k.RevocationReason)
 	}
 	if next != nil {
 		v.More = Prefix + "projects/" + url.PathEscape(k.ProjectID) + "/audit?key_id=" + url.QueryEscape(k.ID)
