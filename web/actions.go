@@ -172,6 +172,29 @@ func (u *UI) revokeKey(w http.ResponseWriter, r *http.Request, rq *request) {
 	http.Redirect(w, r, keyURL(id), http.StatusSeeOther)
 }
 
+// disableKey pauses a key, keeping the reason given (optional, at most
+// 255 characters); enableKey undoes it. Both are idempotent, as in the
+// API; a revoked key can be neither (409, shown on the page).
+func (u *UI) disableKey(w http.ResponseWriter, r *http.Request, rq *request) {
+	id := r.PathValue("id")
+	if _, err := u.svc.Disable(r.Context(), rq.p, id, strings.TrimSpace(r.PostFormValue("reason"))); err != nil {
+		u.refused(w, r, rq, err, func(v *keyView, msg string) { v.StateError = msg })
+		return
+	}
+	u.sessions.leave(rq.token, "Key disabled. It verifies as DISABLED and is refused as a bearer until it is enabled.", nil)
+	http.Redirect(w, r, keyURL(id), http.StatusSeeOther)
+}
+
+func (u *UI) enableKey(w http.ResponseWriter, r *http.Request, rq *request) {
+	id := r.PathValue("id")
+	if _, err := u.svc.Enable(r.Context(), rq.p, id); err != nil {
+		u.refused(w, r, rq, err, func(v *keyView, msg string) { v.StateError = msg })
+		return
+	}
+	u.sessions.leave(rq.token, "Key enabled. It works again.", nil)
+	http.Redirect(w, r, keyURL(id), http.StatusSeeOther)
+}
+
 // refused shows the key's page again with why an action was refused, for
 // refusals about the key's state or the input; anything else is an error
 // page.

@@ -360,6 +360,52 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 	}
 }
 
+// TestBrowserDisableEnable pauses a key from its page with a reason and
+// turns it back on: the page, the stored key and verify agree at each step.
+func TestBrowserDisableEnable(t *testing.T) {
+	ctx := tab(t)
+	api := adminClient(t)
+	created, err := api.CreateKey(t.Context(), client.CreateParams{ProjectID: "browser-disable", Name: "partner feed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.ID
+	browserSignIn(t, ctx)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/ui/keys/"+id), chromedp.WaitVisible(chromedp.ID("#disable-reason")),
+		chromedp.SendKeys(chromedp.ID("#disable-reason"), "invoice overdue"))
+	if st := submit(t, ctx, chromedp.Click(chromedp.CSS(`form[action$="/disable"] button`))); st != http.StatusOK {
+		t.Fatalf("disable led to %d", st)
+	}
+	wantText(t, ctx, ".notice", "Key disabled")
+	wantText(t, ctx, "h1", "disabled")
+	wantText(t, ctx, "#disabled", "invoice overdue")
+	if html := pageHTML(t, ctx); strings.Contains(html, `action="/ui/keys/`+id+`/rotate"`) || strings.Contains(html, `/disable"`) {
+		t.Fatal("a disabled key's page still offers rotate or disable")
+	}
+	k, err := api.GetKey(t.Context(), id)
+	if err != nil || k.Status != client.StatusDisabled || k.DisabledAt == nil || k.DisabledReason == nil || *k.DisabledReason != "invoice overdue" {
+		t.Fatalf("stored key after disable: %+v, %v", k, err)
+	}
+	if v, err := api.Verify(t.Context(), client.VerifyParams{Key: created.Secret}); err != nil || v.Valid || v.Code != client.CodeDisabled {
+		t.Fatalf("a disabled key verifies as %+v, %v", v, err)
+	}
+
+	if st := submit(t, ctx, chromedp.Click(chromedp.CSS(`form[action$="/enable"] button`))); st != http.StatusOK {
+		t.Fatalf("enable led to %d", st)
+	}
+	wantText(t, ctx, ".notice", "Key enabled")
+	wantText(t, ctx, "h1", "active")
+	wantText(t, ctx, "#disabled", "no")
+	do(t, ctx, chromedp.WaitVisible(chromedp.CSS(`form[action$="/rotate"] button`)))
+	k, err = api.GetKey(t.Context(), id)
+	if err != nil || k.Status != client.StatusActive || k.DisabledAt != nil || k.DisabledReason != nil {
+		t.Fatalf("stored key after enable: %+v, %v", k, err)
+	}
+	if v, err := api.Verify(t.Context(), client.VerifyParams{Key: created.Secret}); err != nil || !v.Valid {
+		t.Fatalf("an enabled key verifies as %+v, %v", v, err)
+	}
+}
+
 // TestBrowserCrossOriginPost submits a form from a page of another origin
 // to the dashboard of a signed-in browser: it is refused, and nothing is
 // created.

@@ -72,7 +72,7 @@ type keysView struct {
 	CanWrite bool
 }
 
-var statuses = []apikey.Status{apikey.StatusActive, apikey.StatusRotating, apikey.StatusRotated, apikey.StatusExpired, apikey.StatusRevoked}
+var statuses = []apikey.Status{apikey.StatusActive, apikey.StatusRotating, apikey.StatusDisabled, apikey.StatusRotated, apikey.StatusExpired, apikey.StatusRevoked}
 
 // keys lists a project's keys, newest first: filtered by environment and
 // status by the service, searched by name or prefix here, one page at a
@@ -92,7 +92,7 @@ func (u *UI) keys(w http.ResponseWriter, r *http.Request, rq *request) {
 	if v.Status != "" {
 		st, ok := apikey.ParseStatus(v.Status)
 		if !ok {
-			u.fail(w, r, rq, apikey.Invalid("status must be one of active, rotating, rotated, expired, revoked"))
+			u.fail(w, r, rq, apikey.Invalid("status must be one of active, rotating, disabled, rotated, expired, revoked"))
 			return
 		}
 		in.Status = st
@@ -210,13 +210,16 @@ type keyView struct {
 	// RevocationReason is the revoked key's reason, as the revoke form
 	// names it.
 	RevocationReason string
-	// CanRotate and CanRevoke say which actions the page offers: what the
-	// credential may do to a key in its state.
-	CanRotate, CanRevoke bool
-	Graces               []option
-	Reasons              []option
-	// RotateError and RevokeError explain a refused action.
-	RotateError, RevokeError string
+	// CanRotate, CanRevoke, CanDisable and CanEnable say which actions the
+	// page offers: what the credential may do to a key in its state.
+	CanRotate, CanRevoke, CanDisable, CanEnable bool
+	Graces                                      []option
+	Reasons                                     []option
+	// RotateError, RevokeError and StateError (disable, enable) explain a
+	// refused action.
+	RotateError, RevokeError, StateError string
+	// MaxDisabledReason is how long a disable reason may be.
+	MaxDisabledReason int
 }
 
 // option is one choice of a select.
@@ -284,6 +287,8 @@ func (u *UI) showKey(w http.ResponseWriter, r *http.Request, rq *request, status
 		Activity: activityChart(evs, now),
 		Graces:   graces,
 		Reasons:  reasons,
+
+		MaxDisabledReason: apikey.MaxDisabledReasonLen,
 	}
 	if !k.RevokedAt.IsZero() {
 		v.RevocationReason = reasonLabel(k.RevocationReason)
@@ -295,8 +300,11 @@ func (u *UI) showKey(w http.ResponseWriter, r *http.Request, rq *request, status
 		v.Once = rq.once
 	}
 	write := rq.p.Allows(apikey.ScopeWrite) && rq.p.Covers(k.Scopes)
-	v.CanRevoke = write && k.RevokedAt.IsZero()
-	v.CanRotate = write && k.RevokedAt.IsZero() && k.ReplacedByKeyID == "" && v.Status != apikey.StatusExpired
+	live := write && k.RevokedAt.IsZero()
+	v.CanRevoke = live
+	v.CanDisable = live && k.DisabledAt.IsZero()
+	v.CanEnable = live && !k.DisabledAt.IsZero()
+	v.CanRotate = live && k.DisabledAt.IsZero() && k.ReplacedByKeyID == "" && v.Status != apikey.StatusExpired
 	edit(&v)
 	u.page(w, rq, status, "key", k.Name+" · key", "projects", v)
 }

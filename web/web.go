@@ -112,6 +112,8 @@ func (u *UI) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ui/keys/{id}", u.signedIn(u.key))
 	mux.HandleFunc("POST /ui/keys/{id}/rotate", u.signedIn(u.rotateKey))
 	mux.HandleFunc("POST /ui/keys/{id}/revoke", u.signedIn(u.revokeKey))
+	mux.HandleFunc("POST /ui/keys/{id}/disable", u.signedIn(u.disableKey))
+	mux.HandleFunc("POST /ui/keys/{id}/enable", u.signedIn(u.enableKey))
 	mux.HandleFunc("GET /ui/root-keys", u.signedIn(u.rootKeys))
 	mux.HandleFunc("POST /ui/root-keys", u.signedIn(u.createRootKey))
 	mux.HandleFunc("POST /ui/root-keys/{id}/revoke", u.signedIn(u.revokeRootKey))

@@ -413,6 +413,9 @@ func TestForms(t *testing.T) {
 		{"ErrCreateBadProject", "/ui/projects/no%20spaces/keys", url.Values{"name": {"x"}}, http.StatusBadRequest, "project_id"},
 		{"ErrRotateBadGrace", "/ui/keys/" + id + "/rotate", url.Values{"grace_period_minutes": {"99999"}}, http.StatusBadRequest, "grace_period_minutes"},
 		{"ErrRevokeBadReason", "/ui/keys/" + id + "/revoke", url.Values{"reason": {"bored"}, "confirm": {"x"}}, http.StatusBadRequest, "Choose one of the reasons"},
+		{"ErrDisableLongReason", "/ui/keys/" + id + "/disable", url.Values{"reason": {strings.Repeat("x", 256)}}, http.StatusBadRequest, "reason must be at most 255 characters"},
+		{"ErrDisableUnknownKey", "/ui/keys/key_01m8xhgd2ne418zd4mqe37wx47/disable", url.Values{}, http.StatusNotFound, "no such key"},
+		{"ErrEnableUnknownKey", "/ui/keys/key_01m8xhgd2ne418zd4mqe37wx47/enable", url.Values{}, http.StatusNotFound, "no such key"},
 		{"ErrRevokeUnknownKey", "/ui/keys/key_01m8xhgd2ne418zd4mqe37wx47/revoke", url.Values{"reason": {"unspecified"}, "confirm": {"x"}}, http.StatusNotFound, "no such key"},
 	}
 	for _, tc := range tests {
@@ -432,9 +435,14 @@ func TestForms(t *testing.T) {
 		if err := api.RevokeKey(t.Context(), id); err != nil {
 			t.Fatal(err)
 		}
-		a := v.post("/ui/keys/"+id+"/rotate", url.Values{"grace_period_minutes": {"0"}})
-		if a.status != http.StatusConflict || !strings.Contains(a.body, "the key is revoked") {
-			t.Fatalf("%d\n%s", a.status, a.body)
+		for _, action := range []string{"rotate", "disable", "enable"} {
+			a := v.post("/ui/keys/"+id+"/"+action, url.Values{"grace_period_minutes": {"0"}})
+			if a.status != http.StatusConflict || !strings.Contains(a.body, "the key is revoked") {
+				t.Fatalf("%s: %d\n%s", action, a.status, a.body)
+			}
+		}
+		if k, err := api.GetKey(t.Context(), id); err != nil || k.DisabledAt != nil {
+			t.Fatalf("a revoked key after refused disable: %+v, %v", k, err)
 		}
 	})
 	t.Run("ErrUnknownPages", func(t *testing.T) {
