@@ -266,7 +266,7 @@ func (in *KeyInput) NewKey(now time.Time, env string) (*Key, []FieldError) {
 // ownerID records an error unless s is a valid owner_id.
 func (p *problems) ownerID(field, s string) {
 	if !ValidOwnerID(s) {
-		p.add(field, "must be 1–255 characters of A-Z, a-z, 0-9, _ . : @ -")
+		p.add(field, MsgOwnerID)
 	}
 }
 

@@ -20,6 +20,9 @@ const (
 	revocationReasonUnset = RevocationUnspecified
 )
 
+// MsgOwnerID is what a field error says of a bad owner_id.
+const MsgOwnerID = "must be 1–255 characters of A-Z, a-z, 0-9, _ . : @ -"
+
 // ValidOwnerID reports whether s may be a key's owner_id: 1–255 characters
 // of [A-Za-z0-9_.:@-]. Owners are the customer's own user, team or
 // service-account IDs, so '@' is allowed beside the identifier characters

@@ -31,12 +31,12 @@ type newKeyView struct {
 
 // createForm is what the create form posts.
 type createForm struct {
-	Name, Environment, Scopes, Expires string
+	Name, Environment, Owner, Scopes, Expires string
 }
 
 // formFields are the fields of the create form, named as the service
 // names them in its errors.
-var formFields = []string{"name", "scopes", "environment_id", "expires_in_days"}
+var formFields = []string{"name", "scopes", "environment_id", "owner_id", "expires_in_days"}
 
 // Expiry choices of the create form, in days; "" never expires.
 var expiries = []option{
@@ -57,12 +57,16 @@ func (u *UI) createKey(w http.ResponseWriter, r *http.Request, rq *request) {
 	f := createForm{
 		Name:        strings.TrimSpace(r.PostFormValue("name")),
 		Environment: strings.TrimSpace(r.PostFormValue("environment_id")),
+		Owner:       strings.TrimSpace(r.PostFormValue("owner_id")),
 		Scopes:      r.PostFormValue("scopes"),
 		Expires:     r.PostFormValue("expires_in_days"),
 	}
 	in := service.CreateInput{ProjectID: project, Name: f.Name, Scopes: splitScopes(f.Scopes)}
 	if f.Environment != "" {
 		in.EnvironmentID = &f.Environment
+	}
+	if f.Owner != "" {
+		in.OwnerID = &f.Owner
 	}
 	v := newKeyView{Project: project, Form: f, Expiries: expiries}
 	if f.Expires != "" {

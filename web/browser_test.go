@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -260,6 +261,7 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 	do(t, ctx,
 		chromedp.SendKeys(chromedp.ID("#name"), "billing worker"),
 		chromedp.SendKeys(chromedp.ID("#scopes"), "orders:read orders:write"),
+		chromedp.SendKeys(chromedp.ID("#owner_id"), "acct_7"),
 		chromedp.SetValue(chromedp.ID("#expires_in_days"), "30"),
 	)
 	if st := submit(t, ctx, chromedp.Click(chromedp.CSS(`main button[type=submit]`))); st != http.StatusOK {
@@ -272,7 +274,10 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 
 	// The API knows the key, and the secret shown is the key.
 	k, err := api.GetKey(t.Context(), keyID)
+	wantText(t, ctx, "#owner", "acct_7")
+	wantText(t, ctx, "#source", "issued")
 	if err != nil || k.Name != "billing worker" || k.ProjectID != project || k.Status != client.StatusActive ||
+		k.OwnerID == nil || *k.OwnerID != "acct_7" || k.Source != "issued" ||
 		strings.Join(k.Scopes, " ") != "orders:read orders:write" || k.ExpiresAt == nil {
 		t.Fatalf("stored key %+v, %v", k, err)
 	}
@@ -403,6 +408,47 @@ func TestBrowserDisableEnable(t *testing.T) {
 	}
 	if v, err := api.Verify(t.Context(), client.VerifyParams{Key: created.Secret}); err != nil || !v.Valid {
 		t.Fatalf("an enabled key verifies as %+v, %v", v, err)
+	}
+}
+
+// TestBrowserKeyFieldsAndOwner: an imported key's page shows its owner,
+// its meta indented, its allowlist and where it came from; the owner links
+// to the project's keys of that owner, and only those.
+func TestBrowserKeyFieldsAndOwner(t *testing.T) {
+	ctx := tab(t)
+	api := adminClient(t)
+	project := "browser-owner"
+	imported, err := api.ImportKeys(t.Context(), client.ImportParams{ProjectID: project, Keys: []client.ImportKey{{
+		Name: "legacy partner", Key: "legacy-partner-key-0123456789", KeyPrefix: "legacy",
+		OwnerID: "team_42", Meta: json.RawMessage(`{"plan":"pro","seats":5}`), IPAllowlist: []string{"10.0.0.0/8", "2001:db8::1"},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := api.CreateKey(t.Context(), client.CreateParams{ProjectID: project, Name: "ownerless"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := imported[0].ID
+	browserSignIn(t, ctx)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/ui/keys/"+id), chromedp.WaitVisible(chromedp.ID("#meta")))
+	wantText(t, ctx, "#owner", "team_42")
+	wantText(t, ctx, "#ip-allowlist", "10.0.0.0/8 2001:db8::1")
+	wantText(t, ctx, "#source", "imported")
+	if got := run(t, ctx, chromedp.Text(chromedp.ID("#meta"))); got != "{\n  \"plan\": \"pro\",\n  \"seats\": 5\n}" {
+		t.Fatalf("meta shows %q, want it indented", got)
+	}
+	submit(t, ctx, chromedp.Click(chromedp.CSS("#owner a")))
+	do(t, ctx, chromedp.WaitVisible(chromedp.CSS(`a[href="/ui/keys/`+id+`"]`)))
+	if v := run(t, ctx, chromedp.Value(chromedp.ID("#owner_id"))); v != "team_42" {
+		t.Fatalf("the owner filter holds %q", v)
+	}
+	if html := pageHTML(t, ctx); strings.Contains(html, other.ID) {
+		t.Fatal("the owner's keys include a key without an owner")
+	}
+	page, err := api.ListKeysPage(t.Context(), client.ListParams{ProjectID: project, OwnerID: "team_42"})
+	if err != nil || len(page.Items) != 1 || page.Items[0].ID != id {
+		t.Fatalf("the API's keys of team_42: %+v, %v", page, err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -60,6 +61,7 @@ func keyURL(id string) string { return Prefix + "keys/" + url.PathEscape(id) }
 type keysView struct {
 	Project     string
 	Environment string
+	Owner       string
 	Status      string
 	Query       string
 	Statuses    []apikey.Status
@@ -82,13 +84,18 @@ func (u *UI) keys(w http.ResponseWriter, r *http.Request, rq *request) {
 	v := keysView{
 		Project:     r.PathValue("project"),
 		Environment: strings.TrimSpace(q.Get("environment_id")),
+		Owner:       strings.TrimSpace(q.Get("owner_id")),
 		Status:      q.Get("status"),
 		Query:       strings.TrimSpace(q.Get("q")),
 		Statuses:    statuses,
 		CanWrite:    rq.p.Allows(apikey.ScopeWrite),
 	}
-	v.Filtered = v.Environment != "" || v.Status != "" || v.Query != ""
-	in := service.ListInput{ProjectID: v.Project, EnvironmentID: v.Environment}
+	v.Filtered = v.Environment != "" || v.Owner != "" || v.Status != "" || v.Query != ""
+	if v.Owner != "" && !apikey.ValidOwnerID(v.Owner) {
+		u.fail(w, r, rq, apikey.Invalid("the request is invalid", apikey.FieldError{Field: "owner_id", Message: apikey.MsgOwnerID}))
+		return
+	}
+	in := service.ListInput{ProjectID: v.Project, EnvironmentID: v.Environment, OwnerID: v.Owner}
 	if v.Status != "" {
 		st, ok := apikey.ParseStatus(v.Status)
 		if !ok {
@@ -113,7 +120,7 @@ func (u *UI) keys(w http.ResponseWriter, r *http.Request, rq *request) {
 	v.Keys, v.Partial = keys, partial
 	if next != nil {
 		nq := url.Values{}
-		for _, f := range [][2]string{{"environment_id", v.Environment}, {"status", v.Status}, {"q", v.Query}} {
+		for _, f := range [][2]string{{"environment_id", v.Environment}, {"owner_id", v.Owner}, {"status", v.Status}, {"q", v.Query}} {
 			if f[1] != "" {
 				nq.Set(f[0], f[1])
 			}
@@ -210,6 +217,10 @@ type keyView struct {
 	// RevocationReason is the revoked key's reason, as the revoke form
 	// names it.
 	RevocationReason string
+	// Meta is the key's meta, indented for reading; empty for none.
+	Meta string
+	// OwnerKeys links to the project's keys of the key's owner.
+	OwnerKeys string
 	// CanRotate, CanRevoke, CanDisable and CanEnable say which actions the
 	// page offers: what the credential may do to a key in its state.
 	CanRotate, CanRevoke, CanDisable, CanEnable bool
@@ -292,6 +303,17 @@ func (u *UI) showKey(w http.ResponseWriter, r *http.Request, rq *request, status
 	}
 	if !k.RevokedAt.IsZero() {
 		v.RevocationReason = reasonLabel(k.RevocationReason)
+	}
+	if k.OwnerID != "" {
+		v.OwnerKeys = projectKeysURL(k.ProjectID) + "?" + url.Values{"owner_id": {k.OwnerID}}.Encode()
+	}
+	if len(k.Meta) > 0 {
+		var b bytes.Buffer
+		if err := json.Indent(&b, k.Meta, "", "  "); err != nil {
+			v.Meta = string(k.Meta) // stored compact and valid; shown as it is if not
+		} else {
+			v.Meta = b.String()
+		}
 	}
 	if next != nil {
 		v.More = Prefix + "projects/" + url.PathEscape(k.ProjectID) + "/audit?key_id=" + url.QueryEscape(k.ID)

@@ -409,6 +409,7 @@ func TestForms(t *testing.T) {
 	}{
 		{"ErrCreateNoName", "/ui/projects/" + project + "/keys", url.Values{"name": {""}}, http.StatusBadRequest, "Name must be 1-255 characters"},
 		{"ErrCreateBadScope", "/ui/projects/" + project + "/keys", url.Values{"name": {"x"}, "scopes": {"no spaces!"}}, http.StatusBadRequest, "Scopes:"},
+		{"ErrCreateBadOwner", "/ui/projects/" + project + "/keys", url.Values{"name": {"x"}, "owner_id": {"no spaces"}}, http.StatusBadRequest, "Owner must be 1–255 characters"},
 		{"ErrCreateBadExpiry", "/ui/projects/" + project + "/keys", url.Values{"name": {"x"}, "expires_in_days": {"soon"}}, http.StatusBadRequest, "Expiry"},
 		{"ErrCreateBadProject", "/ui/projects/no%20spaces/keys", url.Values{"name": {"x"}}, http.StatusBadRequest, "project_id"},
 		{"ErrRotateBadGrace", "/ui/keys/" + id + "/rotate", url.Values{"grace_period_minutes": {"99999"}}, http.StatusBadRequest, "grace_period_minutes"},
@@ -450,6 +451,7 @@ func TestForms(t *testing.T) {
 			"/ui/keys/key_01m8xhgd2ne418zd4mqe37wx47":   http.StatusNotFound,
 			"/ui/keys/nonsense":                         http.StatusNotFound,
 			"/ui/projects/forms/keys?status=dead":       http.StatusBadRequest,
+			"/ui/projects/forms/keys?owner_id=a%20b":    http.StatusBadRequest,
 			"/ui/projects/forms/keys?after=garbage":     http.StatusBadRequest,
 			"/ui/projects/forms/audit?after=1.key_zzzz": http.StatusBadRequest,
 			"/ui/nowhere": http.StatusNotFound,
@@ -469,6 +471,9 @@ func TestKeyListFiltersSearchAndPages(t *testing.T) {
 	var prefixes []string
 	for i := range 55 {
 		p := client.CreateParams{ProjectID: project, Name: fmt.Sprintf("worker %02d", i), EnvironmentID: "live"}
+		if i%11 == 0 {
+			p.OwnerID = "team_42"
+		}
 		if i%5 == 0 {
 			p.Name, p.EnvironmentID = fmt.Sprintf("Report job %02d", i), "test"
 		}
@@ -506,6 +511,8 @@ func TestKeyListFiltersSearchAndPages(t *testing.T) {
 		"OK/status":             {"?status=revoked", 1, "worker 07"},
 		"OK/searchAndStatus":    {"?q=worker&status=active", 43, "worker 54"},
 		"OK/searchFindsNothing": {"?q=nobody", 0, "No key matches"},
+		"OK/owner":              {"?owner_id=team_42", 5, "worker 44"},
+		"OK/ownerAndSearch":     {"?owner_id=team_42&q=report", 1, "Report job 00"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			a := v.get(base + tc.query)
