@@ -524,6 +524,11 @@ func TestScreenshots(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if k.Name == "staging smoke tests" {
+			if _, err := api.DisableKey(t.Context(), created.ID, "paused during the staging freeze"); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if k.Name == "nightly export" {
 			if _, err := api.Verify(t.Context(), client.VerifyParams{Key: created.Secret}); err != nil {
 				t.Fatal(err)
@@ -542,10 +547,17 @@ func TestScreenshots(t *testing.T) {
 	do(t, ctx, chromedp.Navigate(srv.URL+"/ui/projects/"+project+"/keys/new"), chromedp.WaitVisible(chromedp.ID("#name")),
 		chromedp.SendKeys(chromedp.ID("#name"), "billing worker"),
 		chromedp.SendKeys(chromedp.ID("#scopes"), "invoices:read invoices:write"),
-		chromedp.SetValue(chromedp.ID("#environment_id"), "live"))
+		chromedp.SetValue(chromedp.ID("#environment_id"), "live"),
+		chromedp.SendKeys(chromedp.ID("#owner_id"), "acct_1042"))
 	submit(t, ctx, chromedp.Click(chromedp.CSS(`main button[type=submit]`)))
 	for _, w := range []int64{1280, 390} {
 		shoot("secret", w)
+	}
+	loc := run(t, ctx, chromedp.Location())
+	if _, err := api.UpdateKey(t.Context(), loc[strings.LastIndex(loc, "/")+1:], client.UpdateParams{
+		Meta: client.Value(json.RawMessage(`{"plan":"pro","region":"eu-west-1","billing_contact":"ops@acme.example"}`)),
+	}); err != nil {
+		t.Fatal(err)
 	}
 	do(t, ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("h1")))
 	for _, w := range []int64{1280, 390} {
