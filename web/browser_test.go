@@ -394,6 +394,10 @@ func TestBrowserDisableEnable(t *testing.T) {
 	if v, err := api.Verify(t.Context(), client.VerifyParams{Key: created.Secret}); err != nil || v.Valid || v.Code != client.CodeDisabled {
 		t.Fatalf("a disabled key verifies as %+v, %v", v, err)
 	}
+	do(t, ctx, chromedp.Navigate(srv.URL+"/ui/projects/browser-disable/keys?status=disabled"),
+		chromedp.WaitVisible(chromedp.CSS(`a[href="/ui/keys/`+id+`"]`)))
+	wantText(t, ctx, "#key-list", "disabled")
+	submit(t, ctx, chromedp.Click(chromedp.CSS(`a[href="/ui/keys/`+id+`"]`)))
 
 	if st := submit(t, ctx, chromedp.Click(chromedp.CSS(`form[action$="/enable"] button`))); st != http.StatusOK {
 		t.Fatalf("enable led to %d", st)
