@@ -184,6 +184,8 @@ func (a *API) routes() {
 		"Revoke an API key", "Revokes at once, ending any grace period. Idempotent."), a.revokeKey)
 	huma.Register(a.huma, a.op("rotateKey", http.MethodPost, "/v1/api-keys/{keyID}/rotate", apikey.ScopeWrite,
 		"Rotate an API key with optional grace period", "Issues a replacement; the old key keeps working for grace_period_minutes (default 60, 0 = stop now)."), a.rotateKey)
+	huma.Register(a.huma, a.op("adjustCredits", http.MethodPost, "/v1/api-keys/{keyID}/credits", apikey.ScopeWrite,
+		"Change a key's credits", "set, increment or decrement the balance its lineage shares, against verifies running meanwhile without losing an update; audited with before and after."), a.adjustCredits)
 	huma.Register(a.huma, a.op("listAuditEvents", http.MethodGet, "/v1/audit-events", apikey.ScopeRead,
 		"List audit events", "Who did what to which key, newest first."), a.listAuditEvents)
 }

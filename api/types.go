@@ -38,17 +38,19 @@ type KeyObject struct {
 	ID        string `json:"id" doc:"Opaque, sortable key ID." example:"key_01jd3m5x8q7w9e2r4t6y8u0i1o"`
 	ProjectID string `json:"project_id"`
 	KeyCommon
-	KeyPrefix            string     `json:"key_prefix" doc:"The first 12 characters of the key: enough to recognise it, never enough to use it."`
-	LastUsedAt           *time.Time `json:"last_used_at"`
-	CreatedAt            time.Time  `json:"created_at"`
-	RevokedAt            *time.Time `json:"revoked_at"`
-	ReplacedByKeyID      *string    `json:"replaced_by_key_id"`
-	GraceExpiresAt       *time.Time `json:"grace_expires_at"`
-	EnvironmentID        *string    `json:"environment_id"`
-	RotationIntervalDays *int       `json:"rotation_interval_days"`
-	NextRotationAt       *time.Time `json:"next_rotation_at"`
-	RotationWebhookURL   *string    `json:"rotation_webhook_url"`
-	Status               string     `json:"status" enum:"active,rotating,rotated,expired,revoked" doc:"active; rotating (replaced, in grace); rotated (grace over); expired; revoked."`
+	KeyPrefix            string            `json:"key_prefix" doc:"The first 12 characters of the key: enough to recognise it, never enough to use it."`
+	LastUsedAt           *time.Time        `json:"last_used_at"`
+	CreatedAt            time.Time         `json:"created_at"`
+	RevokedAt            *time.Time        `json:"revoked_at"`
+	ReplacedByKeyID      *string           `json:"replaced_by_key_id"`
+	GraceExpiresAt       *time.Time        `json:"grace_expires_at"`
+	EnvironmentID        *string           `json:"environment_id"`
+	RotationIntervalDays *int              `json:"rotation_interval_days"`
+	NextRotationAt       *time.Time        `json:"next_rotation_at"`
+	RotationWebhookURL   *string           `json:"rotation_webhook_url"`
+	Status               string            `json:"status" enum:"active,rotating,rotated,expired,revoked" doc:"active; rotating (replaced, in grace); rotated (grace over); expired; revoked."`
+	RateLimits           []RateLimitObject `json:"ratelimits" doc:"At most limit VALID verifies in any interval of duration_ms; null for none."`
+	Credits              *CreditsObject    `json:"credits" doc:"The balance verifies spend; null for unlimited."`
 }
 
 // CreatedKeyObject is the answer to a create: the key object, the plaintext
@@ -105,13 +107,16 @@ type VerifyObject struct {
 	EnvironmentID *string    `json:"environment_id"`
 	KeyCommon
 	GraceExpiresAt *time.Time `json:"grace_expires_at"`
+	// VerifyUsage is set for a key with rate limits or credits that
+	// passed every other check; its fields are absent otherwise.
+	*VerifyUsage
 
 	known bool
 }
 
 // TransformSchema documents the key's fields as optional: an unknown key's
 // answer has valid and code alone.
-func (VerifyObject) TransformSchema(_ huma.Registry, s *huma.Schema) *huma.Schema {
+func (VerifyObject) TransformSchema(r huma.Registry, s *huma.Schema) *huma.Schema {
 	s.Required = []string{"valid", "code"}
 	return s
 }
@@ -142,8 +147,29 @@ func verifyObject(v service.Verdict) VerifyObject {
 		if r.Replaced {
 			out.GraceExpiresAt = optTime(r.GraceExpiresAt)
 		}
+		if v.Metered {
+			out.VerifyUsage = verifyUsage(&v)
+		}
 	}
 	return out
+}
+
+// verifyUsage is the VerifyUsage of a metered verdict: the key's subject
+// is the first of the decision's.
+func verifyUsage(v *service.Verdict) *VerifyUsage {
+	st := &v.Usage.Subjects[0]
+	u := &VerifyUsage{RateLimits: make([]VerifyLimitObject, len(v.Record.RateLimits))}
+	for i, l := range v.Record.RateLimits {
+		u.RateLimits[i] = VerifyLimitObject{Name: l.Name, Limit: l.Limit, DurationMS: l.DurationMS}
+		if i < st.NLimits {
+			u.RateLimits[i].Remaining = st.Limits[i].Remaining
+			u.RateLimits[i].ResetAt = optMillis(st.Limits[i].ResetAt)
+		}
+	}
+	if st.Credits {
+		u.Credits = &VerifyCreditsObject{Remaining: st.Remaining, NextRefillAt: optMillis(st.NextRefillAt)}
+	}
+	return u
 }
 
 // verifyCode is a verdict on the wire. Its schema enumerates
@@ -207,6 +233,7 @@ func keyObject(k *apikey.Key, now time.Time) KeyObject {
 		NextRotationAt:     optTime(k.NextRotationAt),
 		RotationWebhookURL: optString(k.RotationWebhookURL),
 		Status:             string(k.Status(now)),
+		RateLimits:         rateLimitObjects(k.RateLimits),
 	}
 	if k.RotationIntervalDays > 0 {
 		d := k.RotationIntervalDays
@@ -235,14 +262,16 @@ func auditEventObject(e *apikey.AuditEvent) AuditEventObject {
 // createKeyInputBody is the body of POST /v1/api-keys: apikey.KeyInput on
 // the wire. Its name gives the schema name /openapi.json has always had.
 type createKeyInputBody struct {
-	ProjectID            string       `json:"project_id" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Project the key belongs to."`
-	Name                 string       `json:"name" minLength:"1" maxLength:"255" doc:"Human-readable name."`
-	Scopes               []string     `json:"scopes,omitempty" nullable:"true" maxItems:"64" doc:"What the key may do, in your own vocabulary; a trailing :* or a lone * is a wildcard. Default: none."`
-	ExpiresInDays        *wholeNumber `json:"expires_in_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Lifetime in days. Not with expires_at."`
-	ExpiresAt            *time.Time   `json:"expires_at,omitempty" nullable:"true" doc:"Expiry instant, in the future. Not with expires_in_days."`
-	EnvironmentID        *string      `json:"environment_id,omitempty" nullable:"true" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Bind the key to one environment."`
-	RotationIntervalDays *wholeNumber `json:"rotation_interval_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Rotate automatically every this many days; needs rotation_webhook_url."`
-	RotationWebhookURL   *string      `json:"rotation_webhook_url,omitempty" nullable:"true" maxLength:"2048" doc:"https URL on a public host that receives rotated keys, signed."`
+	ProjectID            string                       `json:"project_id" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Project the key belongs to."`
+	Name                 string                       `json:"name" minLength:"1" maxLength:"255" doc:"Human-readable name."`
+	Scopes               []string                     `json:"scopes,omitempty" nullable:"true" maxItems:"64" doc:"What the key may do, in your own vocabulary; a trailing :* or a lone * is a wildcard. Default: none."`
+	ExpiresInDays        *wholeNumber                 `json:"expires_in_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Lifetime in days. Not with expires_at."`
+	ExpiresAt            *time.Time                   `json:"expires_at,omitempty" nullable:"true" doc:"Expiry instant, in the future. Not with expires_in_days."`
+	EnvironmentID        *string                      `json:"environment_id,omitempty" nullable:"true" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Bind the key to one environment."`
+	RotationIntervalDays *wholeNumber                 `json:"rotation_interval_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Rotate automatically every this many days; needs rotation_webhook_url."`
+	RotationWebhookURL   *string                      `json:"rotation_webhook_url,omitempty" nullable:"true" maxLength:"2048" doc:"https URL on a public host that receives rotated keys, signed."`
+	RateLimits           []RateLimitObject            `json:"ratelimits,omitempty" nullable:"true" doc:"1–10 limits; null or absent for none."`
+	Credits              Optional[CreditsInputObject] `json:"credits,omitempty" doc:"The starting balance; null or absent for unlimited."`
 }
 
 func (b *createKeyInputBody) input() apikey.KeyInput {
@@ -250,24 +279,28 @@ func (b *createKeyInputBody) input() apikey.KeyInput {
 		ProjectID: b.ProjectID, Name: b.Name, Scopes: b.Scopes, ExpiresInDays: intPtr(b.ExpiresInDays),
 		ExpiresAt: b.ExpiresAt, EnvironmentID: b.EnvironmentID,
 		RotationIntervalDays: intPtr(b.RotationIntervalDays), RotationWebhookURL: b.RotationWebhookURL,
+		RateLimits: rateLimits(b.RateLimits), Credits: createCredits(b.Credits),
 	}
 }
 
 // patchKeyInputBody is the body of PATCH /v1/api-keys/{keyID}:
 // apikey.KeyPatch on the wire. The domain answers null where null is not allowed.
 type patchKeyInputBody struct {
-	Name                 Optional[string]      `json:"name,omitempty" minLength:"1" maxLength:"255"`
-	Scopes               Optional[[]string]    `json:"scopes,omitempty" maxItems:"64"`
-	ExpiresAt            Optional[time.Time]   `json:"expires_at,omitempty" doc:"New expiry; null removes it."`
-	RotationIntervalDays Optional[wholeNumber] `json:"rotation_interval_days,omitempty" minimum:"1" maximum:"36500" doc:"null disables scheduled rotation."`
-	RotationWebhookURL   Optional[string]      `json:"rotation_webhook_url,omitempty" maxLength:"2048" doc:"null removes it (only without rotation_interval_days)."`
-	NextRotationAt       *time.Time            `json:"next_rotation_at,omitempty" doc:"Move the next scheduled rotation, e.g. to now."`
+	Name                 Optional[string]             `json:"name,omitempty" minLength:"1" maxLength:"255"`
+	Scopes               Optional[[]string]           `json:"scopes,omitempty" maxItems:"64"`
+	ExpiresAt            Optional[time.Time]          `json:"expires_at,omitempty" doc:"New expiry; null removes it."`
+	RotationIntervalDays Optional[wholeNumber]        `json:"rotation_interval_days,omitempty" minimum:"1" maximum:"36500" doc:"null disables scheduled rotation."`
+	RotationWebhookURL   Optional[string]             `json:"rotation_webhook_url,omitempty" maxLength:"2048" doc:"null removes it (only without rotation_interval_days)."`
+	NextRotationAt       *time.Time                   `json:"next_rotation_at,omitempty" doc:"Move the next scheduled rotation, e.g. to now."`
+	RateLimits           Optional[[]RateLimitObject]  `json:"ratelimits,omitempty" doc:"Replace the limits; null removes them. Counts of a limit whose name and duration stay are kept."`
+	Credits              Optional[CreditsInputObject] `json:"credits,omitempty" doc:"Redefine the balance (remaining becomes the total); null makes credits unlimited."`
 }
 
 func (b *patchKeyInputBody) patch() apikey.KeyPatch {
 	p := apikey.KeyPatch{
 		Name: b.Name.Optional, Scopes: b.Scopes.Optional, ExpiresAt: b.ExpiresAt.Optional,
 		RotationIntervalDays: wholeOptional(b.RotationIntervalDays), RotationWebhookURL: b.RotationWebhookURL.Optional,
+		RateLimits: optionalLimits(b.RateLimits), Credits: optionalCredits(b.Credits),
 	}
 	if b.NextRotationAt != nil {
 		p.NextRotationAt = apikey.Some(*b.NextRotationAt)
@@ -283,6 +316,11 @@ type Optional[T any] struct{ apikey.Optional[T] }
 // Schema describes the field as its value type, nullable.
 func (o Optional[T]) Schema(r huma.Registry) *huma.Schema {
 	s := *r.Schema(reflect.TypeFor[T](), true, "")
+	if s.Ref != "" {
+		// huma cannot make a reference nullable: an object is described
+		// in place.
+		s = *r.SchemaFromRef(s.Ref)
+	}
 	s.Nullable = true
 	return &s
 }

@@ -9,6 +9,9 @@ const (
 	ActionUpdated        = "api_key.updated"
 	ActionRevoked        = "api_key.revoked"
 	ActionRotated        = "api_key.rotated"
+	// ActionCreditsAdjusted records POST /v1/api-keys/{id}/credits, with
+	// the balance before and after.
+	ActionCreditsAdjusted = "api_key.credits_adjusted"
 	ActionRotationFailed = "api_key.rotation_failed"
 )
 

@@ -42,6 +42,16 @@ type Key struct {
 	// master key. Nil when the key has no webhook.
 	WebhookSecretSealed []byte
 
+	// LineageID names the allowance the key draws on (SPEC §10): a new
+	// key's is its own ID, a replacement's its predecessor's, so that old
+	// and new key in grace share one balance and the same windows.
+	LineageID string
+	// RateLimits are the key's limits (nil: none). HasCredits says the key
+	// has a balance, kept by the usage store under Subject (false:
+	// unlimited).
+	RateLimits []RateLimit
+	HasCredits bool
+
 	// Version increases by one with every change to the key's stored state
 	// (last use excepted). Caches stamp their copies with it so that an older
 	// read can never overwrite a newer one.
@@ -85,6 +95,13 @@ func (k *Key) Status(now time.Time) Status {
 	return StatusActive
 }
 
+// SubjectPrefix starts the usage subject of a key's lineage.
+const SubjectPrefix = "key:"
+
+// Subject is the usage subject (docs/limits.md) of the key's lineage: its
+// rate-limit windows and its balance.
+func (k *Key) Subject() string { return SubjectPrefix + k.LineageID }
+
 // Record returns what a verification needs to know about the key.
 func (k *Key) Record() Record {
 	return Record{
@@ -98,6 +115,9 @@ func (k *Key) Record() Record {
 		Replaced:       k.ReplacedByKeyID != "",
 		GraceExpiresAt: k.GraceExpiresAt,
 		Version:        k.Version,
+		Subject:        k.Subject(),
+		RateLimits:     k.RateLimits,
+		HasCredits:     k.HasCredits,
 	}
 }
 
@@ -108,6 +128,9 @@ func (k *Key) Clone() *Key {
 	c.Scopes = append([]string(nil), k.Scopes...)
 	if k.WebhookSecretSealed != nil {
 		c.WebhookSecretSealed = append([]byte(nil), k.WebhookSecretSealed...)
+	}
+	if k.RateLimits != nil {
+		c.RateLimits = slices.Clone(k.RateLimits)
 	}
 	return &c
 }
@@ -165,6 +188,10 @@ type KeyInput struct {
 	EnvironmentID        *string
 	RotationIntervalDays *int
 	RotationWebhookURL   *string
+	RateLimits           []RateLimit
+	// Credits is the key's starting balance; nil means unlimited. The
+	// service puts it in the usage store with the key.
+	Credits *Credits
 }
 
 // NewKey checks in and returns the key it describes at now: every field a
@@ -205,6 +232,9 @@ func (in *KeyInput) NewKey(now time.Time, env string) (*Key, []FieldError) {
 	if in.RotationWebhookURL != nil {
 		k.RotationWebhookURL = *in.RotationWebhookURL
 	}
+	bad = append(bad, ValidateRateLimits("ratelimits", in.RateLimits)...)
+	bad = append(bad, in.Credits.Validate("credits")...)
+	k.RateLimits, k.HasCredits = in.RateLimits, in.Credits != nil
 	return k, bad
 }
 
@@ -221,6 +251,11 @@ type KeyPatch struct {
 	RotationWebhookURL   Optional[string]
 	// NextRotationAt moves the next scheduled rotation; null is absent.
 	NextRotationAt Optional[time.Time]
+	// RateLimits replaces the key's limits; null removes them.
+	RateLimits Optional[[]RateLimit]
+	// Credits redefines the key's balance (the service puts it in the
+	// usage store); null makes credits unlimited.
+	Credits Optional[Credits]
 }
 
 // Check checks the rules of p that do not depend on the key, at now, and
@@ -246,6 +281,15 @@ func (p *KeyPatch) Check(now time.Time) []FieldError {
 	}
 	if p.NextRotationAt.Valid() {
 		p.NextRotationAt.Value = p.NextRotationAt.Value.UTC().Truncate(time.Microsecond)
+	}
+	if p.RateLimits.Valid() {
+		if p.RateLimits.Value == nil {
+			p.RateLimits.Value = []RateLimit{}
+		}
+		bad = append(bad, ValidateRateLimits("ratelimits", p.RateLimits.Value)...)
+	}
+	if p.Credits.Valid() {
+		bad = append(bad, p.Credits.Value.Validate("credits")...)
 	}
 	return bad
 }
@@ -276,6 +320,12 @@ func (p *KeyPatch) Apply(k *Key, now time.Time) []FieldError {
 				k.NextRotationAt = now
 			}
 		}
+	}
+	if p.RateLimits.Set {
+		k.RateLimits = value(p.RateLimits)
+	}
+	if p.Credits.Set {
+		k.HasCredits = p.Credits.Valid()
 	}
 	var bad problems
 	if p.NextRotationAt.Valid() {
@@ -316,6 +366,13 @@ var auditFields = []struct {
 	{"rotation_interval_days", func(k *Key) any { return orNil(k.RotationIntervalDays) }},
 	{"next_rotation_at", func(k *Key) any { return orNil(k.NextRotationAt) }},
 	{"rotation_webhook_url", func(k *Key) any { return orNil(k.RotationWebhookURL) }},
+	{"ratelimits", func(k *Key) any {
+		if k.RateLimits == nil {
+			return nil
+		}
+		return k.RateLimits
+	}},
+	{"has_credits", func(k *Key) any { return orNil(k.HasCredits) }},
 }
 
 func orNil[T comparable](v T) any {
@@ -360,6 +417,9 @@ func equalValue(a, b any) bool {
 	case time.Time:
 		b, ok := b.(time.Time)
 		return ok && a.Equal(b)
+	case []RateLimit:
+		b, ok := b.([]RateLimit)
+		return ok && slices.Equal(a, b)
 	}
 	return a == b
 }

@@ -26,9 +26,9 @@ const (
 // RateLimit allows at most Limit VALID verifies in any interval of
 // DurationMS milliseconds (a sliding window, docs/limits.md).
 type RateLimit struct {
-	Name       string
-	Limit      int64
-	DurationMS int64
+	Name       string `json:"name"`
+	Limit      int64  `json:"limit"`
+	DurationMS int64  `json:"duration_ms"`
 }
 
 // SliceMS is the width of the slices the window is counted in:

@@ -15,6 +15,8 @@ const (
 	CodeRotated             VerifyCode = "ROTATED"
 	CodeInsufficientScope   VerifyCode = "INSUFFICIENT_SCOPE"
 	CodeEnvironmentMismatch VerifyCode = "ENVIRONMENT_MISMATCH"
+	CodeRateLimited         VerifyCode = "RATE_LIMITED"
+	CodeUsageExceeded       VerifyCode = "USAGE_EXCEEDED"
 )
 
 // VerifyCodes lists every verdict: the one list of them, from which metrics
@@ -25,6 +27,7 @@ const (
 var VerifyCodes = [...]VerifyCode{
 	CodeValid, CodeMalformed, CodeNotFound, CodeExpired, CodeRevoked,
 	CodeRotated, CodeInsufficientScope, CodeEnvironmentMismatch,
+	CodeRateLimited, CodeUsageExceeded,
 }
 
 // Record is the part of a key a verification needs. Records are immutable
@@ -45,6 +48,11 @@ type Record struct {
 	// ProjectID and EnvironmentID are empty. Check never finds it valid.
 	Root       bool
 	ProjectIDs []string
+	// Subject, RateLimits and HasCredits are the key's usage control
+	// (Key.Subject): what a VALID verdict must still be admitted by.
+	Subject    string
+	RateLimits []RateLimit
+	HasCredits bool
 }
 
 // Check decides the verdict on the key at now, for a caller that needs every

@@ -44,6 +44,52 @@ type Key struct {
 	NextRotationAt       *time.Time `json:"next_rotation_at"`
 	RotationWebhookURL   *string    `json:"rotation_webhook_url"`
 	Status               Status     `json:"status"`
+	// RateLimits is nil for a key without rate limits.
+	RateLimits []RateLimit `json:"ratelimits"`
+	// Credits is nil for a key with unlimited credits.
+	Credits *Credits `json:"credits"`
+}
+
+// RateLimit allows at most Limit VALID verifies in any interval of
+// DurationMS milliseconds.
+type RateLimit struct {
+	Name       string `json:"name"`
+	Limit      int64  `json:"limit"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+// Credits is a key's balance. In CreateParams and UpdateParams only
+// Remaining and Refill are sent.
+type Credits struct {
+	Remaining    int64      `json:"remaining"`
+	Refill       *Refill    `json:"refill,omitempty"`
+	RefilledAt   *time.Time `json:"refilled_at,omitempty"`
+	NextRefillAt *time.Time `json:"next_refill_at,omitempty"`
+}
+
+// Refill is a balance's schedule: Interval "daily" or "monthly", Mode
+// "replace" or "add", DayOfMonth (monthly only) 1–31, 0 for the 1st.
+type Refill struct {
+	Interval   string `json:"interval"`
+	Amount     int64  `json:"amount"`
+	Mode       string `json:"mode"`
+	DayOfMonth int    `json:"day_of_month,omitempty"`
+}
+
+// VerifyLimit is one rate limit in a verdict: what it still allows and
+// when that next grows (nil when nothing is counted).
+type VerifyLimit struct {
+	Name       string     `json:"name"`
+	Limit      int64      `json:"limit"`
+	DurationMS int64      `json:"duration_ms"`
+	Remaining  int64      `json:"remaining"`
+	ResetAt    *time.Time `json:"reset_at"`
+}
+
+// VerifyCredits is a key's balance in a verdict.
+type VerifyCredits struct {
+	Remaining    int64      `json:"remaining"`
+	NextRefillAt *time.Time `json:"next_refill_at"`
 }
 
 // CreatedKey is the answer to CreateKey: the key, its plaintext and, for a
@@ -91,6 +137,8 @@ const (
 	CodeRotated             VerifyCode = "ROTATED"
 	CodeInsufficientScope   VerifyCode = "INSUFFICIENT_SCOPE"
 	CodeEnvironmentMismatch VerifyCode = "ENVIRONMENT_MISMATCH"
+	CodeRateLimited         VerifyCode = "RATE_LIMITED"
+	CodeUsageExceeded       VerifyCode = "USAGE_EXCEEDED"
 )
 
 // Verdict is the answer to Verify. The key's details are set for a key the
@@ -104,6 +152,11 @@ type Verdict struct {
 	EnvironmentID *string    `json:"environment_id"`
 	KeyCommon
 	GraceExpiresAt *time.Time `json:"grace_expires_at"`
+	// RateLimits and Credits are set for a key with rate limits or
+	// credits that passed every other check (VALID, RATE_LIMITED,
+	// USAGE_EXCEEDED); Credits is nil when unlimited.
+	RateLimits []VerifyLimit  `json:"ratelimits,omitempty"`
+	Credits    *VerifyCredits `json:"credits,omitempty"`
 }
 
 // MarshalJSON writes the verdict as the server does: only valid and code
@@ -151,6 +204,9 @@ type CreateParams struct {
 	// RotationWebhookURL, which receives the new keys.
 	RotationIntervalDays int    `json:"rotation_interval_days,omitempty"`
 	RotationWebhookURL   string `json:"rotation_webhook_url,omitempty"`
+	// RateLimits and Credits (nil: unlimited) control usage in verify.
+	RateLimits []RateLimit `json:"ratelimits,omitempty"`
+	Credits    *Credits    `json:"credits,omitempty"`
 }
 
 // UpdateParams are the changes to a key. A field left at its zero value is
@@ -169,6 +225,10 @@ type UpdateParams struct {
 	RotationWebhookURL Field[string] `json:"rotation_webhook_url,omitzero"`
 	// NextRotationAt moves the next scheduled rotation, e.g. to now.
 	NextRotationAt Field[time.Time] `json:"next_rotation_at,omitzero"`
+	// RateLimits: Null removes them.
+	RateLimits Field[[]RateLimit] `json:"ratelimits,omitzero"`
+	// Credits redefines the balance; Null makes credits unlimited.
+	Credits Field[Credits] `json:"credits,omitzero"`
 }
 
 // Field is one field of a partial update: absent (the zero value), a value

@@ -3,7 +3,9 @@ package keycache
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,6 +62,10 @@ type Cache struct {
 	setIDs   map[string]uint32 // scope set, joined by "\x00" → index
 	sets     [maxSetChunks]*[setsPerChunk][]string
 	numSets  uint32
+	// Rate-limit sets, interned as scope sets are: set 0 is none.
+	limitIDs     map[string]uint32 // limits, as JSON → index
+	limitSets    [maxSetChunks]*[setsPerChunk][]apikey.RateLimit
+	numLimitSets uint32
 
 	// The root keys (see roots), under a lock of their own.
 	rootStore  RootStore
@@ -80,6 +86,7 @@ func New(o Options) *Cache {
 		metrics:  o.Metrics,
 		interned: make(map[string]strRef),
 		setIDs:   make(map[string]uint32),
+		limitIDs: make(map[string]uint32),
 	}
 	n := o.NegativeSize
 	if n <= 0 {
@@ -87,8 +94,9 @@ func New(o Options) *Cache {
 	}
 	c.negMax = max(1, n/numShards)
 	c.rootStore, c.rootNegMax = o.Store, n
-	// Scope set 0 is the empty set.
+	// Scope set 0 is the empty set; limit set 0 is none.
 	c.addSet(nil)
+	c.addLimitSet(nil)
 	for i := range c.shards {
 		c.shards[i].table = make([]uint64, minTable)
 	}
@@ -269,12 +277,15 @@ type slot struct {
 	name    strRef
 	project strRef
 	env     strRef
+	subject strRef
 	scopes  uint32
+	limits  uint32
 	flags   uint32
 }
 
 const (
 	flagReplaced = 1 << iota
+	flagCredits
 )
 
 const noTime = math.MinInt64
@@ -307,6 +318,9 @@ func (c *Cache) record(s *slot) apikey.Record {
 		Replaced:       s.flags&flagReplaced != 0,
 		GraceExpiresAt: fromMicros(s.grace),
 		Version:        s.version,
+		Subject:        c.strs.str(s.subject),
+		RateLimits:     c.limitSets[s.limits/setsPerChunk][s.limits%setsPerChunk],
+		HasCredits:     s.flags&flagCredits != 0,
 	}
 }
 
@@ -314,13 +328,13 @@ func (c *Cache) record(s *slot) apikey.Record {
 // holds the same or a newer version. It returns the slot of k's hash.
 func (c *Cache) put(sh *shard, k *apikey.Key) uint32 {
 	i, ok := sh.find(k.Hash)
-	var oldID, oldName strRef
+	var oldID, oldName, oldSubject strRef
 	if ok {
 		old := sh.slot(i)
 		if old.version >= k.Version {
 			return i
 		}
-		oldID, oldName = old.id, old.name
+		oldID, oldName, oldSubject = old.id, old.name, old.subject
 	} else {
 		i = sh.add(&c.mu, &c.mem, k.Hash)
 		c.count.Add(1)
@@ -335,7 +349,12 @@ func (c *Cache) put(sh *shard, k *apikey.Key) uint32 {
 	if k.ReplacedByKeyID != "" {
 		s.flags |= flagReplaced
 	}
+	if k.HasCredits {
+		s.flags |= flagCredits
+	}
 	c.mu.Lock()
+	s.subject = c.keep(oldSubject, k.Subject())
+	s.limits = c.limitSet(k.RateLimits)
 	s.id = c.keep(oldID, k.ID)
 	s.name = c.keep(oldName, k.Name)
 	s.project = c.intern(k.ProjectID)
@@ -399,6 +418,37 @@ func (c *Cache) addSet(set []string) uint32 {
 	}
 	c.sets[ch][id%setsPerChunk] = set
 	c.numSets++
+	return id
+}
+
+// limitSet returns the index of the interned rate-limit set (0: none).
+// c.mu is held.
+func (c *Cache) limitSet(ls []apikey.RateLimit) uint32 {
+	if ls == nil {
+		return 0
+	}
+	j, _ := json.Marshal(ls)
+	if id, ok := c.limitIDs[string(j)]; ok {
+		return id
+	}
+	id := c.addLimitSet(slices.Clone(ls))
+	c.limitIDs[string(j)] = id
+	return id
+}
+
+// addLimitSet appends a rate-limit set; c.mu is held (or c is being
+// built).
+func (c *Cache) addLimitSet(set []apikey.RateLimit) uint32 {
+	id := c.numLimitSets
+	ch := id / setsPerChunk
+	if ch == maxSetChunks {
+		panic("keycache: too many rate-limit sets")
+	}
+	if c.limitSets[ch] == nil {
+		c.limitSets[ch] = new([setsPerChunk][]apikey.RateLimit)
+	}
+	c.limitSets[ch][id%setsPerChunk] = set
+	c.numLimitSets++
 	return id
 }
 

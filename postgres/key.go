@@ -67,6 +67,9 @@ var keyTable = []keyColumn{
 	{name: "rotation_webhook_url", read: "COALESCE(rotation_webhook_url, '')", mutable: true,
 		dest: func(r *keyRow) any { return &r.k.RotationWebhookURL }, arg: func(k *apikey.Key) any { return orNull(k.RotationWebhookURL) }},
 	{name: "webhook_secret_sealed", mutable: true, dest: func(r *keyRow) any { return &r.k.WebhookSecretSealed }, arg: func(k *apikey.Key) any { return k.WebhookSecretSealed }},
+	{name: "lineage_id", dest: func(r *keyRow) any { return &r.k.LineageID }, arg: func(k *apikey.Key) any { return k.LineageID }},
+	{name: "ratelimits", mutable: true, dest: func(r *keyRow) any { return (*rateLimits)(&r.k.RateLimits) }, arg: func(k *apikey.Key) any { return rateLimits(k.RateLimits) }},
+	{name: "has_credits", mutable: true, dest: func(r *keyRow) any { return &r.k.HasCredits }, arg: func(k *apikey.Key) any { return k.HasCredits }},
 	{name: "version", dest: func(r *keyRow) any { return &r.k.Version }}, // arg nil: the queries write it
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/apikey"
+	"github.com/apikeyd/apikeyd/usage"
 )
 
 // VerifyInput is a presented key and what the caller needs of it.
@@ -16,6 +17,9 @@ type VerifyInput struct {
 	// At is the time of the verification, when the caller has already read
 	// the clock; zero means the service's clock.
 	At time.Time
+	// Cost is what a VALID verify spends of the key's credits (SPEC §10):
+	// 0–MaxCost; absent means DefaultCost, and 0 checks without spending.
+	Cost apikey.Optional[int64]
 }
 
 // Verdict is the answer to a verification. Known is true, and Record set,
@@ -25,6 +29,12 @@ type Verdict struct {
 	Code   apikey.VerifyCode
 	Known  bool
 	Record apikey.Record
+	// Metered is set when the usage engine decided the verify (a key with
+	// rate limits or credits that passed every other check: VALID,
+	// RATE_LIMITED or USAGE_EXCEEDED); Usage then holds what its key's
+	// subject has left (Usage.Subjects[0]).
+	Metered bool
+	Usage   usage.Decision
 }
 
 // Valid reports whether the key may be used as asked.
@@ -46,6 +56,14 @@ func (s *Service) Verify(ctx context.Context, p apikey.Principal, in VerifyInput
 	if in.EnvironmentID != "" {
 		bad.identifier("environment_id", in.EnvironmentID)
 	}
+	cost := int64(apikey.DefaultCost)
+	switch {
+	case in.Cost.Null:
+		bad.add("cost", "must be a number")
+	case in.Cost.Set:
+		cost = in.Cost.Value
+		bad = append(bad, apikey.ValidateCost(cost)...)
+	}
 	if err := bad.err(); err != nil {
 		return Verdict{}, err
 	}
@@ -64,5 +82,47 @@ func (s *Service) Verify(ctx context.Context, p apikey.Principal, in VerifyInput
 		now = s.clock()
 	}
 	s.usage.Record(rec.ID, now)
-	return Verdict{Code: rec.Check(now, in.Scopes, in.EnvironmentID), Known: true, Record: rec}, nil
+	v := Verdict{Code: rec.Check(now, in.Scopes, in.EnvironmentID), Known: true, Record: rec}
+	if err := s.meter(ctx, &v, cost); err != nil {
+		return Verdict{}, err
+	}
+	return v, nil
+}
+
+// meter asks the usage engine to admit a verdict that passed every other
+// check, for a key with rate limits or credits (SPEC §10: rate limits,
+// then credits, all or nothing), and counts the final verdict for the
+// usage endpoints. The engine's store errors are EUNAVAILABLE: the
+// verify cannot be decided.
+func (s *Service) meter(ctx context.Context, v *Verdict, cost int64) error {
+	r := &v.Record
+	spent := int64(0)
+	if v.Code == apikey.CodeValid && (r.RateLimits != nil || r.HasCredits) {
+		subjects := [1]usage.Subject{{ID: r.Subject, Limits: r.RateLimits, Credits: r.HasCredits}}
+		if err := s.engine.Admit(ctx, cost, subjects[:], &v.Usage); err != nil {
+			return unavailableUsage(err)
+		}
+		v.Metered = true
+		switch v.Usage.Outcome {
+		case usage.RateLimited:
+			v.Code = apikey.CodeRateLimited
+		case usage.UsageExceeded:
+			v.Code = apikey.CodeUsageExceeded
+		default:
+			if r.HasCredits {
+				spent = cost
+			}
+		}
+	}
+	s.counter.Count(r.ID, r.ProjectID, r.EnvironmentID, "", string(v.Code), spent)
+	return nil
+}
+
+// unavailableUsage makes an engine's failure to reach the store
+// EUNAVAILABLE, keeping an error that already says what it is.
+func unavailableUsage(err error) error {
+	if c := apikey.ErrorCode(err); c != "" && c != apikey.EINTERNAL {
+		return err
+	}
+	return &apikey.Error{Code: apikey.EUNAVAILABLE, Message: "the usage store is unavailable", Err: err}
 }

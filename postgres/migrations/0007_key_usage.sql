@@ -1,0 +1,11 @@
+-- Usage control on keys (docs/limits.md). lineage_id names the allowance a
+-- key draws on (usage subject "key:<lineage_id>"): a new key's own ID, a
+-- replacement's predecessor's. ratelimits is a JSON array, NULL for none;
+-- has_credits says the key has a balance in usage_balances.
+
+ALTER TABLE keys ADD COLUMN lineage_id text NOT NULL DEFAULT '';
+ALTER TABLE keys ADD COLUMN ratelimits jsonb;
+ALTER TABLE keys ADD COLUMN has_credits boolean NOT NULL DEFAULT false;
+
+-- Keys from before this migration start a lineage of their own.
+UPDATE keys SET lineage_id = id WHERE lineage_id = '';
