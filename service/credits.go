@@ -13,7 +13,12 @@ func (s *Service) Credits(ctx context.Context, k *apikey.Key) (*apikey.Credits, 
 	if !k.HasCredits {
 		return nil, nil
 	}
-	c, err := s.store.Balance(ctx, k.Subject(), s.now())
+	var c *apikey.Credits
+	err := s.engine.Settle(ctx, k.Subject(), func() error {
+		var err error
+		c, err = s.store.Balance(ctx, k.Subject(), s.now())
+		return err
+	})
 	if apikey.ErrorCode(err) == apikey.ENOTFOUND {
 		return nil, nil
 	}
@@ -34,27 +39,35 @@ func (s *Service) AdjustCredits(ctx context.Context, p apikey.Principal, id stri
 	if _, _, _, err := apikey.AdjustBalance(0, 0, op, amount); err != nil {
 		return 0, err
 	}
+	// The lineage, and so the subject, of a key never changes: settle the
+	// subject's spends first, so that a set counts none of this
+	// process's spends twice.
+	k0, err := s.visibleKey(ctx, p, id, s.store.Key)
+	if err != nil {
+		return 0, err
+	}
 	now := s.now()
 	var after int64
-	err := s.update(ctx, func(tx *writeTx) error {
-		k, err := s.visibleKey(ctx, p, id, tx.KeyForUpdate)
-		if err != nil {
-			return err
-		}
-		if !p.Covers(k.Scopes) {
-			return errEscalate
-		}
-		if !k.HasCredits {
-			return apikey.Errorf(apikey.ECONFLICT, "the key has unlimited credits; give it credits with PATCH first")
-		}
-		before, a, err := tx.AdjustCredits(ctx, k.Subject(), op, amount, now)
-		if err != nil {
-			return err
-		}
-		after = a
-		tx.changed(k, "credits", before, a)
-		tx.refresh = append(tx.refresh, k.Subject())
-		return tx.audit(ctx, p.Actor(), apikey.ActionCreditsAdjusted, k, now, map[string]any{"op": string(op), "amount": amount})
+	err = s.engine.Settle(ctx, k0.Subject(), func() error {
+		return s.update(ctx, func(tx *writeTx) error {
+			k, err := s.visibleKey(ctx, p, id, tx.KeyForUpdate)
+			if err != nil {
+				return err
+			}
+			if !p.Covers(k.Scopes) {
+				return errEscalate
+			}
+			if !k.HasCredits {
+				return apikey.Errorf(apikey.ECONFLICT, "the key has unlimited credits; give it credits with PATCH first")
+			}
+			before, a, err := tx.AdjustCredits(ctx, k.Subject(), op, amount, now)
+			if err != nil {
+				return err
+			}
+			after = a
+			tx.changed(k, "credits", before, a)
+			return tx.audit(ctx, p.Actor(), apikey.ActionCreditsAdjusted, k, now, map[string]any{"op": string(op), "amount": amount})
+		})
 	})
 	return after, err
 }
