@@ -186,6 +186,10 @@ func (a *API) routes() {
 		"Rotate an API key with optional grace period", "Issues a replacement; the old key keeps working for grace_period_minutes (default 60, 0 = stop now)."), a.rotateKey)
 	huma.Register(a.huma, a.op("adjustCredits", http.MethodPost, "/v1/api-keys/{keyID}/credits", apikey.ScopeWrite,
 		"Change a key's credits", "set, increment or decrement the balance its lineage shares, against verifies running meanwhile without losing an update; audited with before and after."), a.adjustCredits)
+	huma.Register(a.huma, a.op("getKeyUsage", http.MethodGet, "/v1/api-keys/{keyID}/usage", apikey.ScopeRead,
+		"Get a key's usage", "Verdicts by code and credits spent, per hour or UTC day, oldest first; kept 100 days."), a.keyUsage)
+	huma.Register(a.huma, a.op("getUsage", http.MethodGet, "/v1/usage", apikey.ScopeRead,
+		"Get a project's usage", "The usage of a project's keys summed, per hour or UTC day, oldest first; environment_id and owner_id narrow it."), a.projectUsage)
 	huma.Register(a.huma, a.op("listAuditEvents", http.MethodGet, "/v1/audit-events", apikey.ScopeRead,
 		"List audit events", "Who did what to which key, newest first."), a.listAuditEvents)
 }

@@ -5,14 +5,14 @@ import "time"
 // Audit actions. Every mutation of a key writes one event in the same
 // transaction as the change itself.
 const (
-	ActionCreated        = "api_key.created"
-	ActionUpdated        = "api_key.updated"
-	ActionRevoked        = "api_key.revoked"
-	ActionRotated        = "api_key.rotated"
+	ActionCreated = "api_key.created"
+	ActionUpdated = "api_key.updated"
+	ActionRevoked = "api_key.revoked"
+	ActionRotated = "api_key.rotated"
 	// ActionCreditsAdjusted records POST /v1/api-keys/{id}/credits, with
 	// the balance before and after.
 	ActionCreditsAdjusted = "api_key.credits_adjusted"
-	ActionRotationFailed = "api_key.rotation_failed"
+	ActionRotationFailed  = "api_key.rotation_failed"
 )
 
 // Actor types.

@@ -76,6 +76,23 @@ func TestUsageBurstOnRateLimit(t *testing.T) {
 	if v["credits"] != nil {
 		t.Fatalf("a key without credits answers credits %v, want null", v["credits"])
 	}
+	// Usage counts every verdict, per hour and per day; the key of another
+	// project's usage is not the caller's to see.
+	for _, path := range []string{"/v1/api-keys/" + k.ID + "/usage", "/v1/usage?project_id=p1&granularity=day"} {
+		buckets := expect(t, s.do(t, http.MethodGet, path, s.Admin, nil), http.StatusOK).list(t)
+		if len(buckets) != 1 {
+			t.Fatalf("%s: %v", path, buckets)
+		}
+		c := buckets[0]["counts"].(map[string]any)
+		if c["VALID"] != 20.0 || c["RATE_LIMITED"] != 41.0 || buckets[0]["credits_spent"] != 0.0 || buckets[0]["start"] == nil {
+			t.Fatalf("%s: %v", path, buckets)
+		}
+	}
+	problem(t, s.do(t, http.MethodGet, "/v1/usage?project_id=p1&granularity=week", s.Admin, nil), http.StatusBadRequest)
+	problem(t, s.do(t, http.MethodGet, "/v1/usage", s.Admin, nil), http.StatusBadRequest)
+	other := s.create(t, s.Admin, map[string]any{"project_id": "p2", "name": "reader", "scopes": []string{"api-keys:read"}})
+	problem(t, s.do(t, http.MethodGet, "/v1/api-keys/"+k.ID+"/usage", other.Secret, nil), http.StatusNotFound)
+	problem(t, s.do(t, http.MethodGet, "/v1/usage?project_id=p1", other.Secret, nil), http.StatusForbidden)
 }
 
 func TestUsageCredits(t *testing.T) {
@@ -109,6 +126,10 @@ func TestUsageCredits(t *testing.T) {
 	}
 	if got := s.remaining(t, k.ID); got != 0 {
 		t.Fatalf("remaining = %d, want 0", got)
+	}
+	buckets := expect(t, s.do(t, http.MethodGet, "/v1/api-keys/"+k.ID+"/usage?granularity=day", s.Admin, nil), http.StatusOK).list(t)
+	if len(buckets) != 1 || buckets[0]["credits_spent"] != 10.0 {
+		t.Fatalf("usage: %v, want 10 credits spent", buckets)
 	}
 }
 
