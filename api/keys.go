@@ -16,6 +16,7 @@ type keyIDPath struct {
 type listKeysInput struct {
 	ProjectID     string `query:"project_id" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Project whose keys to list. Required with the admin token; an API key lists its own project when it is omitted."`
 	EnvironmentID string `query:"environment_id" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Only keys of this environment."`
+	OwnerID       string `query:"owner_id" maxLength:"255" pattern:"^[A-Za-z0-9_.:@-]+$" doc:"Only keys of this owner."`
 	Status        string `query:"status" enum:"active,rotating,rotated,expired,revoked" doc:"Only keys in this state."`
 	Limit         int    `query:"limit" minimum:"1" maximum:"1000" default:"100" doc:"Page size."`
 	Cursor        string `query:"cursor" maxLength:"256" doc:"Where to continue; taken from the Link header of the previous page."`
@@ -34,13 +35,13 @@ func (a *API) listKeys(ctx context.Context, in *listKeysInput) (*listKeysOutput,
 	}
 	noteProject(ctx, project)
 	l := listing{route: "keys", path: "/v1/api-keys",
-		filters: query("project_id", project, "environment_id", in.EnvironmentID, "status", in.Status)}
+		filters: query("project_id", project, "environment_id", in.EnvironmentID, "owner_id", in.OwnerID, "status", in.Status)}
 	after, err := a.cursors.decode(l, in.Cursor)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
 	keys, next, err := a.svc.List(ctx, p, service.ListInput{
-		ProjectID: project, EnvironmentID: in.EnvironmentID, Status: apikey.Status(in.Status),
+		ProjectID: project, EnvironmentID: in.EnvironmentID, OwnerID: in.OwnerID, Status: apikey.Status(in.Status),
 		Limit: in.Limit, After: after,
 	})
 	if err != nil {

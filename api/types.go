@@ -48,6 +48,7 @@ type KeyObject struct {
 	RotationIntervalDays *int              `json:"rotation_interval_days"`
 	NextRotationAt       *time.Time        `json:"next_rotation_at"`
 	RotationWebhookURL   *string           `json:"rotation_webhook_url"`
+	OwnerID              *string           `json:"owner_id" doc:"The user, team or service account the key belongs to."`
 	Status               string            `json:"status" enum:"active,rotating,rotated,expired,revoked" doc:"active; rotating (replaced, in grace); rotated (grace over); expired; revoked."`
 	RateLimits           []RateLimitObject `json:"ratelimits" doc:"At most limit VALID verifies in any interval of duration_ms; null for none."`
 	Credits              *CreditsObject    `json:"credits" doc:"The balance verifies spend; null for unlimited."`
@@ -232,6 +233,7 @@ func keyObject(k *apikey.Key, now time.Time) KeyObject {
 		EnvironmentID:      optString(k.EnvironmentID),
 		NextRotationAt:     optTime(k.NextRotationAt),
 		RotationWebhookURL: optString(k.RotationWebhookURL),
+		OwnerID:            optString(k.OwnerID),
 		Status:             string(k.Status(now)),
 		RateLimits:         rateLimitObjects(k.RateLimits),
 	}
@@ -270,6 +272,7 @@ type createKeyInputBody struct {
 	EnvironmentID        *string                      `json:"environment_id,omitempty" nullable:"true" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Bind the key to one environment."`
 	RotationIntervalDays *wholeNumber                 `json:"rotation_interval_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Rotate automatically every this many days; needs rotation_webhook_url."`
 	RotationWebhookURL   *string                      `json:"rotation_webhook_url,omitempty" nullable:"true" maxLength:"2048" doc:"https URL on a public host that receives rotated keys, signed."`
+	OwnerID              *string                      `json:"owner_id,omitempty" nullable:"true" minLength:"1" maxLength:"255" pattern:"^[A-Za-z0-9_.:@-]+$" doc:"The user, team or service account the key belongs to."`
 	RateLimits           []RateLimitObject            `json:"ratelimits,omitempty" nullable:"true" doc:"1–10 limits; null or absent for none."`
 	Credits              Optional[CreditsInputObject] `json:"credits,omitempty" doc:"The starting balance; null or absent for unlimited."`
 }
@@ -279,6 +282,7 @@ func (b *createKeyInputBody) input() apikey.KeyInput {
 		ProjectID: b.ProjectID, Name: b.Name, Scopes: b.Scopes, ExpiresInDays: intPtr(b.ExpiresInDays),
 		ExpiresAt: b.ExpiresAt, EnvironmentID: b.EnvironmentID,
 		RotationIntervalDays: intPtr(b.RotationIntervalDays), RotationWebhookURL: b.RotationWebhookURL,
+		OwnerID:    b.OwnerID,
 		RateLimits: rateLimits(b.RateLimits), Credits: createCredits(b.Credits),
 	}
 }
@@ -292,6 +296,7 @@ type patchKeyInputBody struct {
 	RotationIntervalDays Optional[wholeNumber]        `json:"rotation_interval_days,omitempty" minimum:"1" maximum:"36500" doc:"null disables scheduled rotation."`
 	RotationWebhookURL   Optional[string]             `json:"rotation_webhook_url,omitempty" maxLength:"2048" doc:"null removes it (only without rotation_interval_days)."`
 	NextRotationAt       *time.Time                   `json:"next_rotation_at,omitempty" doc:"Move the next scheduled rotation, e.g. to now."`
+	OwnerID              Optional[string]             `json:"owner_id,omitempty" minLength:"1" maxLength:"255" pattern:"^[A-Za-z0-9_.:@-]+$" doc:"null removes the owner."`
 	RateLimits           Optional[[]RateLimitObject]  `json:"ratelimits,omitempty" doc:"Replace the limits; null removes them. Counts of a limit whose name and duration stay are kept."`
 	Credits              Optional[CreditsInputObject] `json:"credits,omitempty" doc:"Redefine the balance (remaining becomes the total); null makes credits unlimited."`
 }
@@ -300,6 +305,7 @@ func (b *patchKeyInputBody) patch() apikey.KeyPatch {
 	p := apikey.KeyPatch{
 		Name: b.Name.Optional, Scopes: b.Scopes.Optional, ExpiresAt: b.ExpiresAt.Optional,
 		RotationIntervalDays: wholeOptional(b.RotationIntervalDays), RotationWebhookURL: b.RotationWebhookURL.Optional,
+		OwnerID:    b.OwnerID.Optional,
 		RateLimits: optionalLimits(b.RateLimits), Credits: optionalCredits(b.Credits),
 	}
 	if b.NextRotationAt != nil {

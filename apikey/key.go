@@ -20,6 +20,9 @@ type Key struct {
 	// itself is stored.
 	Hash   Hash
 	Scopes []string
+	// OwnerID is the customer's user, team or service account the key
+	// belongs to (ValidOwnerID); empty for none.
+	OwnerID string
 
 	ExpiresAt  time.Time
 	LastUsedAt time.Time
@@ -188,6 +191,7 @@ type KeyInput struct {
 	EnvironmentID        *string
 	RotationIntervalDays *int
 	RotationWebhookURL   *string
+	OwnerID              *string
 	RateLimits           []RateLimit
 	// Credits is the key's starting balance; nil means unlimited. The
 	// service puts it in the usage store with the key.
@@ -232,10 +236,21 @@ func (in *KeyInput) NewKey(now time.Time, env string) (*Key, []FieldError) {
 	if in.RotationWebhookURL != nil {
 		k.RotationWebhookURL = *in.RotationWebhookURL
 	}
+	if in.OwnerID != nil {
+		bad.ownerID("owner_id", *in.OwnerID)
+		k.OwnerID = *in.OwnerID
+	}
 	bad = append(bad, ValidateRateLimits("ratelimits", in.RateLimits)...)
 	bad = append(bad, in.Credits.Validate("credits")...)
 	k.RateLimits, k.HasCredits = in.RateLimits, in.Credits != nil
 	return k, bad
+}
+
+// ownerID records an error unless s is a valid owner_id.
+func (p *problems) ownerID(field, s string) {
+	if !ValidOwnerID(s) {
+		p.add(field, "must be 1–255 characters of A-Z, a-z, 0-9, _ . : @ -")
+	}
 }
 
 // Day is the unit of the key's day counts.
@@ -251,6 +266,8 @@ type KeyPatch struct {
 	RotationWebhookURL   Optional[string]
 	// NextRotationAt moves the next scheduled rotation; null is absent.
 	NextRotationAt Optional[time.Time]
+	// OwnerID: null removes the owner.
+	OwnerID Optional[string]
 	// RateLimits replaces the key's limits; null removes them.
 	RateLimits Optional[[]RateLimit]
 	// Credits redefines the key's balance (the service puts it in the
@@ -282,6 +299,9 @@ func (p *KeyPatch) Check(now time.Time) []FieldError {
 	if p.NextRotationAt.Valid() {
 		p.NextRotationAt.Value = p.NextRotationAt.Value.UTC().Truncate(time.Microsecond)
 	}
+	if p.OwnerID.Valid() {
+		bad.ownerID("owner_id", p.OwnerID.Value)
+	}
 	if p.RateLimits.Valid() {
 		if p.RateLimits.Value == nil {
 			p.RateLimits.Value = []RateLimit{}
@@ -308,6 +328,9 @@ func (p *KeyPatch) Apply(k *Key, now time.Time) []FieldError {
 	}
 	if p.RotationWebhookURL.Set {
 		k.RotationWebhookURL = value(p.RotationWebhookURL)
+	}
+	if p.OwnerID.Set {
+		k.OwnerID = value(p.OwnerID)
 	}
 	if p.RotationIntervalDays.Set {
 		k.RotationIntervalDays = value(p.RotationIntervalDays)
@@ -366,6 +389,7 @@ var auditFields = []struct {
 	{"rotation_interval_days", func(k *Key) any { return orNil(k.RotationIntervalDays) }},
 	{"next_rotation_at", func(k *Key) any { return orNil(k.NextRotationAt) }},
 	{"rotation_webhook_url", func(k *Key) any { return orNil(k.RotationWebhookURL) }},
+	{"owner_id", func(k *Key) any { return orNil(k.OwnerID) }},
 	{"ratelimits", func(k *Key) any {
 		if k.RateLimits == nil {
 			return nil

@@ -52,6 +52,11 @@ func TestKeyPatch(t *testing.T) {
 		{"OKSchedule", apikey.KeyPatch{RotationIntervalDays: apikey.Some(30)}, 0,
 			map[string]any{"rotation_interval_days": nil, "next_rotation_at": nil},
 			map[string]any{"rotation_interval_days": 30, "next_rotation_at": now}}, // older than 30 days: due now
+		{"OKSetOwner", apikey.KeyPatch{OwnerID: apikey.Some("team@acme.example")}, 0,
+			map[string]any{"owner_id": nil}, map[string]any{"owner_id": "team@acme.example"}},
+		{"OKClearOwner", apikey.KeyPatch{OwnerID: apikey.Null[string]()}, 0, map[string]any{}, map[string]any{}},
+		{"ErrBadOwner", apikey.KeyPatch{OwnerID: apikey.Some("no spaces")}, 1, nil, nil},
+		{"ErrEmptyOwner", apikey.KeyPatch{OwnerID: apikey.Some("")}, 1, nil, nil},
 		{"ErrNullName", apikey.KeyPatch{Name: apikey.Null[string]()}, 1, nil, nil},
 		{"ErrPastExpiry", apikey.KeyPatch{ExpiresAt: apikey.Some(now)}, 1, nil, nil},
 		{"ErrNextWithoutInterval", apikey.KeyPatch{NextRotationAt: apikey.Some(now)}, 1, nil, nil},

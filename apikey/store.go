@@ -174,6 +174,7 @@ type Cursor struct {
 type KeyFilter struct {
 	ProjectID     string    // required
 	EnvironmentID string    // empty for every environment
+	OwnerID       string    // empty for every owner
 	Status        Status    // empty for every status; decided at Now
 	Now           time.Time // required when Status is set
 	After         *Cursor

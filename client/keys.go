@@ -206,6 +206,7 @@ func addString(q url.Values, name, s string) {
 func (p ListParams) query() url.Values {
 	q := url.Values{"project_id": {p.ProjectID}}
 	addString(q, "environment_id", p.EnvironmentID)
+	addString(q, "owner_id", p.OwnerID)
 	addString(q, "status", string(p.Status))
 	addInt(q, "limit", p.Limit)
 	addString(q, "cursor", p.Cursor)

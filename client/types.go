@@ -43,7 +43,9 @@ type Key struct {
 	RotationIntervalDays *int       `json:"rotation_interval_days"`
 	NextRotationAt       *time.Time `json:"next_rotation_at"`
 	RotationWebhookURL   *string    `json:"rotation_webhook_url"`
-	Status               Status     `json:"status"`
+	// OwnerID is the user, team or service account the key belongs to.
+	OwnerID *string `json:"owner_id"`
+	Status  Status  `json:"status"`
 	// RateLimits is nil for a key without rate limits.
 	RateLimits []RateLimit `json:"ratelimits"`
 	// Credits is nil for a key with unlimited credits.
@@ -204,6 +206,9 @@ type CreateParams struct {
 	// RotationWebhookURL, which receives the new keys.
 	RotationIntervalDays int    `json:"rotation_interval_days,omitempty"`
 	RotationWebhookURL   string `json:"rotation_webhook_url,omitempty"`
+	// OwnerID is the user, team or service account the key belongs to:
+	// 1–255 characters of A-Z a-z 0-9 _ . : @ -.
+	OwnerID string `json:"owner_id,omitempty"`
 	// RateLimits and Credits (nil: unlimited) control usage in verify.
 	RateLimits []RateLimit `json:"ratelimits,omitempty"`
 	Credits    *Credits    `json:"credits,omitempty"`
@@ -225,6 +230,8 @@ type UpdateParams struct {
 	RotationWebhookURL Field[string] `json:"rotation_webhook_url,omitzero"`
 	// NextRotationAt moves the next scheduled rotation, e.g. to now.
 	NextRotationAt Field[time.Time] `json:"next_rotation_at,omitzero"`
+	// OwnerID: Null removes the owner.
+	OwnerID Field[string] `json:"owner_id,omitzero"`
 	// RateLimits: Null removes them.
 	RateLimits Field[[]RateLimit] `json:"ratelimits,omitzero"`
 	// Credits redefines the balance; Null makes credits unlimited.
@@ -280,7 +287,9 @@ type VerifyParams struct {
 type ListParams struct {
 	ProjectID     string
 	EnvironmentID string
-	Status        Status
+	// OwnerID selects the keys of one owner.
+	OwnerID string
+	Status  Status
 	// Limit is the page size (1–1000; 0 means the server's default, 100).
 	Limit int
 	// Cursor starts at a page a previous Page.NextCursor named.

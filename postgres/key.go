@@ -67,6 +67,8 @@ var keyTable = []keyColumn{
 	{name: "rotation_webhook_url", read: "COALESCE(rotation_webhook_url, '')", mutable: true,
 		dest: func(r *keyRow) any { return &r.k.RotationWebhookURL }, arg: func(k *apikey.Key) any { return orNull(k.RotationWebhookURL) }},
 	{name: "webhook_secret_sealed", mutable: true, dest: func(r *keyRow) any { return &r.k.WebhookSecretSealed }, arg: func(k *apikey.Key) any { return k.WebhookSecretSealed }},
+	{name: "owner_id", read: "COALESCE(owner_id, '')", mutable: true,
+		dest: func(r *keyRow) any { return &r.k.OwnerID }, arg: func(k *apikey.Key) any { return orNull(k.OwnerID) }},
 	{name: "lineage_id", dest: func(r *keyRow) any { return &r.k.LineageID }, arg: func(k *apikey.Key) any { return k.LineageID }},
 	{name: "ratelimits", mutable: true, dest: func(r *keyRow) any { return (*rateLimits)(&r.k.RateLimits) }, arg: func(k *apikey.Key) any { return rateLimits(k.RateLimits) }},
 	{name: "has_credits", mutable: true, dest: func(r *keyRow) any { return &r.k.HasCredits }, arg: func(k *apikey.Key) any { return k.HasCredits }},
@@ -202,6 +204,9 @@ func (s *Store) Keys(ctx context.Context, f apikey.KeyFilter) ([]*apikey.Key, er
 	c.and("project_id = " + c.arg(f.ProjectID))
 	if f.EnvironmentID != "" {
 		c.and("environment_id = " + c.arg(f.EnvironmentID))
+	}
+	if f.OwnerID != "" {
+		c.and("owner_id = " + c.arg(f.OwnerID))
 	}
 	if f.Status != "" {
 		c.and(statusSQL(c.arg(tstz(f.Now))) + " = " + c.arg(string(f.Status)))

@@ -141,6 +141,7 @@ func (s *Service) Get(ctx context.Context, p apikey.Principal, id string) (*apik
 type ListInput struct {
 	ProjectID     string
 	EnvironmentID string
+	OwnerID       string
 	Status        apikey.Status
 	Limit         int
 	After         *apikey.Cursor
@@ -155,7 +156,7 @@ func (s *Service) List(ctx context.Context, p apikey.Principal, in ListInput) ([
 	}
 	limit := pageLimit(in.Limit)
 	keys, err := s.store.Keys(ctx, apikey.KeyFilter{
-		ProjectID: in.ProjectID, EnvironmentID: env, Status: in.Status,
+		ProjectID: in.ProjectID, EnvironmentID: env, OwnerID: in.OwnerID, Status: in.Status,
 		Now: s.now(), After: in.After, Limit: limit + 1,
 	})
 	if err != nil {

@@ -122,6 +122,9 @@ func testKeysFilter(t *testing.T, s apikey.Store) {
 			project, env, _ := strings.Cut(scope, "/")
 			k := newKey(t, project)
 			k.EnvironmentID = env
+			if j == 1 {
+				k.OwnerID = "owner@" + project
+			}
 			k.CreatedAt = t0.Add(time.Duration(i*3+j) * time.Second)
 			byEnv[scope] = append(byEnv[scope], k)
 			all = append(all, k)
@@ -141,6 +144,9 @@ func testKeysFilter(t *testing.T, s apikey.Store) {
 		{"OKUnknownEnvironment", apikey.KeyFilter{ProjectID: "p1", EnvironmentID: "dev"}, nil},
 		{"OKUnknownProject", apikey.KeyFilter{ProjectID: "p3"}, nil},
 		{"OKProjectIsExact", apikey.KeyFilter{ProjectID: "p"}, nil},
+		{"OKOwner", apikey.KeyFilter{ProjectID: "p1", OwnerID: "owner@p1"}, []*apikey.Key{byEnv["p1/"][1], byEnv["p1/prod"][1], byEnv["p1/staging"][1]}},
+		{"OKOwnerAndEnvironment", apikey.KeyFilter{ProjectID: "p2", EnvironmentID: "prod", OwnerID: "owner@p2"}, byEnv["p2/prod"][1:2]},
+		{"OKOwnerOfOtherProject", apikey.KeyFilter{ProjectID: "p1", OwnerID: "owner@p2"}, nil},
 	}
 	for _, tt := range tests {
 		for _, limit := range []int{2, 100} {
