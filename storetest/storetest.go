@@ -113,6 +113,9 @@ func fullKey(t *testing.T, projectID string) *apikey.Key {
 	k.NextRotationAt = t0.Add(90 * 24 * time.Hour)
 	k.RotationWebhookURL = "https://hooks.example.com/rotated"
 	k.WebhookSecretSealed = []byte{0, 1, 2, 0xfe, 0xff}
+	k.LineageID = "key_lineage"
+	k.RateLimits = []apikey.RateLimit{{Name: "per_second", Limit: 10, DurationMS: 1000}, {Name: "daily", Limit: 1e6, DurationMS: 86400000}}
+	k.HasCredits = true
 	return k
 }
 

@@ -9,3 +9,16 @@ ALTER TABLE keys ADD COLUMN has_credits boolean NOT NULL DEFAULT false;
 
 -- Keys from before this migration start a lineage of their own.
 UPDATE keys SET lineage_id = id WHERE lineage_id = '';
+
+-- Owners' shared allowances (usage subject "owner:<project_id>/<owner_id>";
+-- the balance is in usage_balances). meta is a JSON object.
+CREATE TABLE usage_owners (
+	project_id  text        NOT NULL,
+	owner_id    text        NOT NULL,
+	ratelimits  jsonb,
+	has_credits boolean     NOT NULL,
+	meta        text,
+	created_at  timestamptz NOT NULL,
+	updated_at  timestamptz NOT NULL,
+	PRIMARY KEY (project_id, owner_id)
+);

@@ -9,3 +9,16 @@ ALTER TABLE keys ADD COLUMN has_credits INTEGER NOT NULL DEFAULT 0;
 
 -- Keys from before this migration start a lineage of their own.
 UPDATE keys SET lineage_id = id WHERE lineage_id = '';
+
+-- Owners' shared allowances (usage subject "owner:<project_id>/<owner_id>";
+-- the balance is in usage_balances). meta is a compact JSON object.
+CREATE TABLE usage_owners (
+	project_id  TEXT    NOT NULL,
+	owner_id    TEXT    NOT NULL,
+	ratelimits  TEXT,
+	has_credits INTEGER NOT NULL,
+	meta        TEXT,
+	created_at  INTEGER NOT NULL,
+	updated_at  INTEGER NOT NULL,
+	PRIMARY KEY (project_id, owner_id)
+) STRICT, WITHOUT ROWID;
