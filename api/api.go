@@ -190,6 +190,12 @@ func (a *API) routes() {
 		"Get a key's usage", "Verdicts by code and credits spent, per hour or UTC day, oldest first; kept 100 days."), a.keyUsage)
 	huma.Register(a.huma, a.op("getUsage", http.MethodGet, "/v1/usage", apikey.ScopeRead,
 		"Get a project's usage", "The usage of a project's keys summed, per hour or UTC day, oldest first; environment_id and owner_id narrow it."), a.projectUsage)
+	huma.Register(a.huma, a.op("putOwner", http.MethodPut, "/v1/projects/{project_id}/owners/{owner_id}", apikey.ScopeWrite,
+		"Define an owner's shared allowance", "Every key of the project with this owner_id also draws on these limits and credits, all or nothing with its own."), a.putOwner)
+	huma.Register(a.huma, a.op("getOwner", http.MethodGet, "/v1/projects/{project_id}/owners/{owner_id}", apikey.ScopeRead,
+		"Get an owner's shared allowance", ""), a.getOwner)
+	huma.Register(a.huma, a.op("deleteOwner", http.MethodDelete, "/v1/projects/{project_id}/owners/{owner_id}", apikey.ScopeWrite,
+		"Delete an owner's shared allowance", "Its keys are limited by their own allowances alone. Idempotent."), a.deleteOwner)
 	huma.Register(a.huma, a.op("listAuditEvents", http.MethodGet, "/v1/audit-events", apikey.ScopeRead,
 		"List audit events", "Who did what to which key, newest first."), a.listAuditEvents)
 }
@@ -200,7 +206,7 @@ func (a *API) op(id, method, path, scope, summary, desc string) huma.Operation {
 	switch id {
 	case "createKey", "rotateKey":
 		status = http.StatusCreated
-	case "revokeKey":
+	case "revokeKey", "deleteOwner":
 		status = http.StatusNoContent
 	}
 	errs := []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests, http.StatusServiceUnavailable}

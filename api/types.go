@@ -9,6 +9,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/apikey"
 	"github.com/apikeyd/apikeyd/service"
+	"github.com/apikeyd/apikeyd/usage"
 )
 
 // KeyCommon are the fields every object describing a key shows alike: the
@@ -158,19 +159,33 @@ func verifyObject(v service.Verdict) VerifyObject {
 // verifyUsage is the VerifyUsage of a metered verdict: the key's subject
 // is the first of the decision's.
 func verifyUsage(v *service.Verdict) *VerifyUsage {
-	st := &v.Usage.Subjects[0]
-	u := &VerifyUsage{RateLimits: make([]VerifyLimitObject, len(v.Record.RateLimits))}
-	for i, l := range v.Record.RateLimits {
-		u.RateLimits[i] = VerifyLimitObject{Name: l.Name, Limit: l.Limit, DurationMS: l.DurationMS}
-		if i < st.NLimits {
-			u.RateLimits[i].Remaining = st.Limits[i].Remaining
-			u.RateLimits[i].ResetAt = optMillis(st.Limits[i].ResetAt)
+	u := &VerifyUsage{}
+	u.RateLimits, u.Credits = subjectUsage(v.Record.RateLimits, &v.Usage.Subjects[0])
+	if o := v.Owner; o != nil {
+		u.Owner = &VerifyOwnerObject{ID: o.OwnerID, Meta: json.RawMessage("null")}
+		if o.Meta != nil {
+			u.Owner.Meta = o.Meta
 		}
-	}
-	if st.Credits {
-		u.Credits = &VerifyCreditsObject{Remaining: st.Remaining, NextRefillAt: optMillis(st.NextRefillAt)}
+		u.Owner.RateLimits, u.Owner.Credits = subjectUsage(o.RateLimits, &v.Usage.Subjects[1])
 	}
 	return u
+}
+
+// subjectUsage is what a verify answer says of one subject: its limits
+// (an array, never null) and its balance (nil: unlimited).
+func subjectUsage(limits []apikey.RateLimit, st *usage.SubjectState) ([]VerifyLimitObject, *VerifyCreditsObject) {
+	out := make([]VerifyLimitObject, len(limits))
+	for i, l := range limits {
+		out[i] = VerifyLimitObject{Name: l.Name, Limit: l.Limit, DurationMS: l.DurationMS}
+		if i < st.NLimits {
+			out[i].Remaining = st.Limits[i].Remaining
+			out[i].ResetAt = optMillis(st.Limits[i].ResetAt)
+		}
+	}
+	if !st.Credits {
+		return out, nil
+	}
+	return out, &VerifyCreditsObject{Remaining: st.Remaining, NextRefillAt: optMillis(st.NextRefillAt)}
 }
 
 // verifyCode is a verdict on the wire. Its schema enumerates

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -129,6 +130,16 @@ type VerifyCreditsObject struct {
 // unlimited). Present for a key with either that passed every other
 // check (VALID, RATE_LIMITED, USAGE_EXCEEDED).
 type VerifyUsage struct {
+	RateLimits []VerifyLimitObject  `json:"ratelimits"`
+	Credits    *VerifyCreditsObject `json:"credits"`
+	// Owner is the allowance of the key's owner, when it has one.
+	Owner *VerifyOwnerObject `json:"owner,omitempty"`
+}
+
+// VerifyOwnerObject is the owner's shared allowance in a verify answer.
+type VerifyOwnerObject struct {
+	ID         string               `json:"id"`
+	Meta       json.RawMessage      `json:"meta" doc:"The owner's meta object, or null."`
 	RateLimits []VerifyLimitObject  `json:"ratelimits"`
 	Credits    *VerifyCreditsObject `json:"credits"`
 }

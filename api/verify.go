@@ -383,9 +383,29 @@ func appendVerdict(b []byte, v *service.Verdict) []byte {
 // appendUsage appends the fields of verifyUsage(v) as json.Marshal writes
 // them.
 func appendUsage(b []byte, v *service.Verdict) []byte {
-	st := &v.Usage.Subjects[0]
-	b = append(b, `,"ratelimits":[`...)
-	for i, l := range v.Record.RateLimits {
+	b = append(b, `,"ratelimits":`...)
+	b = appendSubject(b, v.Record.RateLimits, &v.Usage.Subjects[0])
+	if o := v.Owner; o != nil {
+		b = append(b, `,"owner":{"id":`...)
+		b = appendJSONString(b, o.OwnerID)
+		b = append(b, `,"meta":`...)
+		if o.Meta == nil {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, o.Meta...)
+		}
+		b = append(b, `,"ratelimits":`...)
+		b = appendSubject(b, o.RateLimits, &v.Usage.Subjects[1])
+		b = append(b, '}')
+	}
+	return b
+}
+
+// appendSubject appends a subject's limits as an array and, after
+// ,"credits":, its balance or null.
+func appendSubject(b []byte, limits []apikey.RateLimit, st *usage.SubjectState) []byte {
+	b = append(b, '[')
+	for i, l := range limits {
 		if i > 0 {
 			b = append(b, ',')
 		}

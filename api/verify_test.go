@@ -214,6 +214,8 @@ func TestAppendVerdict(t *testing.T) {
 		"Whole":            {Code: apikey.CodeExpired, Known: true, Record: apikey.Record{ID: "key_x", ExpiresAt: at.Truncate(time.Second)}},
 		"Metered":          metered(at, true),
 		"MeteredNoCredits": metered(at, false),
+		"MeteredOwner":     meteredOwner(at, []byte(`{"plan":"pro","n":[1,2]}`)),
+		"MeteredOwnerBare": meteredOwner(at, nil),
 	} {
 		t.Run(name, func(t *testing.T) {
 			want, err := json.Marshal(verifyObject(v))
@@ -240,6 +242,19 @@ func metered(at time.Time, credits bool) service.Verdict {
 	if credits {
 		st.Credits, st.Remaining, st.NextRefillAt = true, 42, at.Truncate(time.Hour)
 	}
+	return v
+}
+
+// meteredOwner is metered with an owner's allowance as second subject.
+func meteredOwner(at time.Time, meta []byte) service.Verdict {
+	v := metered(at, false)
+	v.Record.OwnerID = "acme@corp"
+	v.Owner = &apikey.Owner{ProjectID: "p", OwnerID: "acme@corp", Meta: meta, HasCredits: true,
+		RateLimits: []apikey.RateLimit{{Name: "shared", Limit: 100, DurationMS: 60000}}}
+	st := &v.Usage.Subjects[1]
+	st.NLimits = 1
+	st.Limits[0] = usage.LimitState{Remaining: 7, ResetAt: at}
+	st.Credits, st.Remaining = true, 5
 	return v
 }
 

@@ -121,6 +121,7 @@ func (k *Key) Record() Record {
 		Subject:        k.Subject(),
 		RateLimits:     k.RateLimits,
 		HasCredits:     k.HasCredits,
+		OwnerID:        k.OwnerID,
 	}
 }
 

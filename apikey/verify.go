@@ -53,6 +53,8 @@ type Record struct {
 	Subject    string
 	RateLimits []RateLimit
 	HasCredits bool
+	// OwnerID is the key's owner: its allowance (Owner) is drawn on too.
+	OwnerID string
 }
 
 // Check decides the verdict on the key at now, for a caller that needs every

@@ -347,3 +347,63 @@ func TestUsageValidation(t *testing.T) {
 		t.Fatalf("verify of a key without usage control: %v", v)
 	}
 }
+
+// TestUsageOwnerShares: two keys of one owner share its 5 credits and its
+// rate limit exactly, and the owner is all or nothing with each key's own.
+func TestUsageOwnerShares(t *testing.T) {
+	s := startServer(t)
+	path := "/v1/projects/p1/owners/acme"
+	o := expect(t, s.do(t, http.MethodPut, path, s.Admin, map[string]any{
+		"credits": map[string]any{"remaining": 5}, "meta": map[string]any{"plan": "pro"}}), http.StatusOK).object(t)
+	if c, _ := o["credits"].(map[string]any); c["remaining"] != 5.0 || o["owner_id"] != "acme" {
+		t.Fatalf("PUT owner: %v", o)
+	}
+	a := s.create(t, s.Admin, map[string]any{"project_id": "p1", "name": "a", "owner_id": "acme"})
+	b := s.create(t, s.Admin, map[string]any{"project_id": "p1", "name": "b", "owner_id": "acme"})
+	var wg sync.WaitGroup
+	var ca, cb map[string]int
+	wg.Add(2)
+	go func() { defer wg.Done(); ca = s.verifyMany(t, s.Admin, 8, map[string]any{"key": a.Secret}) }()
+	go func() { defer wg.Done(); cb = s.verifyMany(t, s.Admin, 8, map[string]any{"key": b.Secret}) }()
+	wg.Wait()
+	if ca["VALID"]+cb["VALID"] != 5 || ca["USAGE_EXCEEDED"]+cb["USAGE_EXCEEDED"] != 11 {
+		t.Fatalf("two keys of one owner with 5 credits: a %v, b %v", ca, cb)
+	}
+	v := s.verify(t, s.Admin, map[string]any{"key": a.Secret, "cost": 0})
+	owner, _ := v["owner"].(map[string]any)
+	if v["code"] != "VALID" || owner["id"] != "acme" || owner["meta"].(map[string]any)["plan"] != "pro" ||
+		owner["credits"].(map[string]any)["remaining"] != 0.0 {
+		t.Fatalf("verify answer's owner: %v", v)
+	}
+	got := expect(t, s.do(t, http.MethodGet, path, s.Admin, nil), http.StatusOK).object(t)
+	if got["credits"].(map[string]any)["remaining"] != 0.0 {
+		t.Fatalf("GET owner after spending: %v", got)
+	}
+	// All or nothing: a key with its own 3 credits under an owner with
+	// a limit of 2 spends 2 of them, then is refused by the owner's limit
+	// and keeps the third.
+	expect(t, s.do(t, http.MethodPut, "/v1/projects/p1/owners/beta", s.Admin, map[string]any{
+		"ratelimits": []map[string]any{{"name": "shared", "limit": 2, "duration_ms": 3600000}}}), http.StatusOK)
+	c := s.create(t, s.Admin, map[string]any{"project_id": "p1", "name": "c", "owner_id": "beta", "credits": map[string]any{"remaining": 3}})
+	if codes := s.verifyMany(t, s.Admin, 4, map[string]any{"key": c.Secret}); codes["VALID"] != 2 || codes["RATE_LIMITED"] != 2 {
+		t.Fatalf("owner limit 2 over a key's 3 credits: %v", codes)
+	}
+	if got := s.remaining(t, c.ID); got != 1 {
+		t.Fatalf("the key's own credits after the owner refused: %d, want 1", got)
+	}
+	// Validation names the field; another project is not the caller's.
+	p := problem(t, s.do(t, http.MethodPut, path, s.Admin, map[string]any{"credits": map[string]any{"remaining": -1}}), http.StatusBadRequest)
+	if got := fieldsOf(p); !slices.Contains(got, "credits.remaining") {
+		t.Fatalf("bad owner credits: %v", got)
+	}
+	problem(t, s.do(t, http.MethodPut, "/v1/projects/p1/owners/bad%20id", s.Admin, map[string]any{}), http.StatusBadRequest)
+	reader := s.create(t, s.Admin, map[string]any{"project_id": "p2", "name": "r", "scopes": []string{"api-keys:write"}})
+	problem(t, s.do(t, http.MethodGet, path, reader.Secret, nil), http.StatusForbidden)
+	// DELETE: the keys are limited by their own allowances alone.
+	expect(t, s.do(t, http.MethodDelete, path, s.Admin, nil), http.StatusNoContent)
+	expect(t, s.do(t, http.MethodDelete, path, s.Admin, nil), http.StatusNoContent)
+	problem(t, s.do(t, http.MethodGet, path, s.Admin, nil), http.StatusNotFound)
+	if v := s.verify(t, s.Admin, map[string]any{"key": a.Secret}); v["code"] != "VALID" || v["owner"] != nil {
+		t.Fatalf("after DELETE owner: %v", v)
+	}
+}

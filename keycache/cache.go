@@ -278,6 +278,7 @@ type slot struct {
 	project strRef
 	env     strRef
 	subject strRef
+	owner   strRef
 	scopes  uint32
 	limits  uint32
 	flags   uint32
@@ -321,6 +322,7 @@ func (c *Cache) record(s *slot) apikey.Record {
 		Subject:        c.strs.str(s.subject),
 		RateLimits:     c.limitSets[s.limits/setsPerChunk][s.limits%setsPerChunk],
 		HasCredits:     s.flags&flagCredits != 0,
+		OwnerID:        c.strs.str(s.owner),
 	}
 }
 
@@ -355,6 +357,7 @@ func (c *Cache) put(sh *shard, k *apikey.Key) uint32 {
 	c.mu.Lock()
 	s.subject = c.keep(oldSubject, k.Subject())
 	s.limits = c.limitSet(k.RateLimits)
+	s.owner = c.intern(k.OwnerID)
 	s.id = c.keep(oldID, k.ID)
 	s.name = c.keep(oldName, k.Name)
 	s.project = c.intern(k.ProjectID)

@@ -81,6 +81,7 @@ type Service struct {
 	webhooks  webhook.Policy
 	engine    *usage.Engine
 	counter   *usage.Counter
+	owners    owners
 	clock     func() time.Time
 }
 

@@ -35,6 +35,9 @@ type Verdict struct {
 	// subject has left (Usage.Subjects[0]).
 	Metered bool
 	Usage   usage.Decision
+	// Owner is the allowance of the key's owner when the verify drew on
+	// it too (Usage.Subjects[1]); nil otherwise.
+	Owner *apikey.Owner
 }
 
 // Valid reports whether the key may be used as asked.
@@ -83,7 +86,7 @@ func (s *Service) Verify(ctx context.Context, p apikey.Principal, in VerifyInput
 	}
 	s.usage.Record(rec.ID, now)
 	v := Verdict{Code: rec.Check(now, in.Scopes, in.EnvironmentID), Known: true, Record: rec}
-	if err := s.meter(ctx, &v, cost); err != nil {
+	if err := s.meter(ctx, &v, cost, now); err != nil {
 		return Verdict{}, err
 	}
 	return v, nil
@@ -94,12 +97,26 @@ func (s *Service) Verify(ctx context.Context, p apikey.Principal, in VerifyInput
 // then credits, all or nothing), and counts the final verdict for the
 // usage endpoints. The engine's store errors are EUNAVAILABLE: the
 // verify cannot be decided.
-func (s *Service) meter(ctx context.Context, v *Verdict, cost int64) error {
+func (s *Service) meter(ctx context.Context, v *Verdict, cost int64, now time.Time) error {
 	r := &v.Record
 	spent := int64(0)
-	if v.Code == apikey.CodeValid && (r.RateLimits != nil || r.HasCredits) {
-		subjects := [1]usage.Subject{{ID: r.Subject, Limits: r.RateLimits, Credits: r.HasCredits}}
-		if err := s.engine.Admit(ctx, cost, subjects[:], &v.Usage); err != nil {
+	var owner ownerEntry
+	var owned bool
+	if v.Code == apikey.CodeValid {
+		var err error
+		if owner, owned, err = s.owner(ctx, r, now); err != nil {
+			return err
+		}
+	}
+	if v.Code == apikey.CodeValid && (r.RateLimits != nil || r.HasCredits || owned) {
+		subjects := [usage.MaxSubjects]usage.Subject{{ID: r.Subject, Limits: r.RateLimits, Credits: r.HasCredits}}
+		n := 1
+		if owned {
+			subjects[1] = usage.Subject{ID: owner.subject, Limits: owner.o.RateLimits, Credits: owner.o.HasCredits}
+			v.Owner = owner.o
+			n = 2
+		}
+		if err := s.engine.Admit(ctx, cost, subjects[:n], &v.Usage); err != nil {
 			return unavailableUsage(err)
 		}
 		v.Metered = true
@@ -109,12 +126,12 @@ func (s *Service) meter(ctx context.Context, v *Verdict, cost int64) error {
 		case usage.UsageExceeded:
 			v.Code = apikey.CodeUsageExceeded
 		default:
-			if r.HasCredits {
+			if r.HasCredits || owned && owner.o.HasCredits {
 				spent = cost
 			}
 		}
 	}
-	s.counter.Count(r.ID, r.ProjectID, r.EnvironmentID, "", string(v.Code), spent)
+	s.counter.Count(r.ID, r.ProjectID, r.EnvironmentID, r.OwnerID, string(v.Code), spent)
 	return nil
 }
 
