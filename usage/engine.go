@@ -474,6 +474,15 @@ func (e *Engine) holdCredits(ctx context.Context, subject string, c *credits, co
 	if now.Before(c.emptyUntil) {
 		return false, nil
 	}
+	// Report this subject's spends first, so that a refill or a set that
+	// the reservation finds counts none of them as still held (a replace
+	// refill makes the total the amount minus what leases hold).
+	if c.spent > 0 {
+		if err := e.r.ReportSpends(ctx, e.replicaID, []apikey.CreditAmount{{Subject: subject, N: c.spent}}); err != nil {
+			return false, err
+		}
+		c.spent = 0
+	}
 	lease, err := e.r.ReserveCredits(ctx, apikey.CreditReservation{
 		Subject: subject, ReplicaID: e.replicaID, Need: cost - c.held,
 		Replicas: int(e.replicas.Load()), SliceMax: e.sliceMax, Now: now,
