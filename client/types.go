@@ -159,6 +159,16 @@ type Verdict struct {
 	// USAGE_EXCEEDED); Credits is nil when unlimited.
 	RateLimits []VerifyLimit  `json:"ratelimits,omitempty"`
 	Credits    *VerifyCredits `json:"credits,omitempty"`
+	// Owner is the allowance of the key's owner the verify drew on too.
+	Owner *VerifyOwner `json:"owner,omitempty"`
+}
+
+// VerifyOwner is an owner's shared allowance in a verdict.
+type VerifyOwner struct {
+	ID         string          `json:"id"`
+	Meta       json.RawMessage `json:"meta"`
+	RateLimits []VerifyLimit   `json:"ratelimits"`
+	Credits    *VerifyCredits  `json:"credits"`
 }
 
 // MarshalJSON writes the verdict as the server does: only valid and code

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -590,4 +591,44 @@ func BenchmarkRequire(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestUsageLimits: a key over its rate limit gets 429 with Retry-After and
+// the RateLimit-Policy and RateLimit fields; a key out of credits gets 429
+// problem+json; with a cache, a metered key is still verified every time.
+func TestUsageLimits(t *testing.T) {
+	f := newFixture(t)
+	g := f.guard(t, Options{CacheTTL: time.Minute})
+	h := g.Require()(sample)
+	limited := f.create(t, client.CreateParams{ProjectID: "shop", Name: "limited",
+		RateLimits: []client.RateLimit{{Name: "per_minute", Limit: 2, DurationMS: 60000}}})
+	for i := range 2 {
+		if rec := call(h, "Bearer "+limited.Secret); rec.Code != http.StatusOK {
+			t.Fatalf("request %d: %d %s", i, rec.Code, rec.Body)
+		}
+	}
+	before := f.calls.Load()
+	rec := call(h, "Bearer "+limited.Secret)
+	problemOf(t, rec, http.StatusTooManyRequests)
+	if f.calls.Load() != before+1 {
+		t.Fatal("a metered key's verdict was answered from the cache")
+	}
+	if got := rec.Header().Get("RateLimit-Policy"); got != `"per_minute";q=2;w=60` {
+		t.Errorf("RateLimit-Policy %q", got)
+	}
+	if got := rec.Header().Get("RateLimit"); !strings.HasPrefix(got, `"per_minute";r=0;t=`) {
+		t.Errorf("RateLimit %q", got)
+	}
+	if ra, err := strconv.Atoi(rec.Header().Get("Retry-After")); err != nil || ra < 1 || ra > 66 {
+		t.Errorf("Retry-After %q", rec.Header().Get("Retry-After"))
+	}
+	poor := f.create(t, client.CreateParams{ProjectID: "shop", Name: "poor", Credits: &client.Credits{Remaining: 1}})
+	if rec := call(h, "Bearer "+poor.Secret); rec.Code != http.StatusOK {
+		t.Fatalf("first request on 1 credit: %d", rec.Code)
+	}
+	rec = call(h, "Bearer "+poor.Secret)
+	problemOf(t, rec, http.StatusTooManyRequests)
+	if rec.Header().Get("RateLimit") != "" {
+		t.Errorf("USAGE_EXCEEDED with RateLimit %q", rec.Header().Get("RateLimit"))
+	}
 }
