@@ -1,6 +1,7 @@
 package apikey
 
 import (
+	"cmp"
 	"slices"
 	"time"
 )
@@ -102,8 +103,9 @@ func (k *Key) Status(now time.Time) Status {
 const SubjectPrefix = "key:"
 
 // Subject is the usage subject (docs/limits.md) of the key's lineage: its
-// rate-limit windows and its balance.
-func (k *Key) Subject() string { return SubjectPrefix + k.LineageID }
+// rate-limit windows and its balance. A key written without a lineage
+// (by a tool that inserts keys straight into the store) is its own.
+func (k *Key) Subject() string { return SubjectPrefix + cmp.Or(k.LineageID, k.ID) }
 
 // Record returns what a verification needs to know about the key.
 func (k *Key) Record() Record {

@@ -23,6 +23,15 @@ import (
 	"github.com/apikeyd/apikeyd/sqlite"
 )
 
+// metered is -metered.
+var metered bool
+
+// The usage control of a -metered key: far more than a benchmark spends.
+var (
+	benchLimits  = []apikey.RateLimit{{Name: "per_second", Limit: apikey.MaxRateLimit, DurationMS: 1000}}
+	benchCredits = &apikey.Credits{Remaining: apikey.MaxCredits}
+)
+
 func main() {
 	dataDir := flag.String("data-dir", "./data", "apikeyd data directory (created if absent)")
 	n := flag.Int("n", 10000, "number of keys to seed")
@@ -30,6 +39,7 @@ func main() {
 	batch := flag.Int("batch", 20000, "keys per transaction")
 	projects := flag.Int("projects", 1, "spread keys over this many projects (p1 … pN); the verifier and the printed keys are in p1")
 	prefix := flag.String("prefix", "sk", "key prefix")
+	flag.BoolVar(&metered, "metered", false, "give every seeded key one rate limit (never reached) and credits (never exhausted), so that each verify is admitted by the usage engine")
 	flag.Parse()
 	if err := run(*dataDir, *n, *emit, *batch, *projects, *prefix); err != nil {
 		log.Fatal(err)
@@ -88,6 +98,11 @@ func run(dataDir string, n, emit, batch, projects int, prefix string) error {
 				if err := tx.InsertKey(ctx, k); err != nil {
 					return err
 				}
+				if k.HasCredits {
+					if err := tx.PutBalance(ctx, k.Subject(), benchCredits, k.CreatedAt); err != nil {
+						return err
+					}
+				}
 			}
 			return nil
 		})
@@ -110,9 +125,13 @@ func newKey(prefix, project, name string, scopes []string, env string) (*apikey.
 		return nil, "", err
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	return &apikey.Key{
+	k := &apikey.Key{
 		ID: id, ProjectID: project, EnvironmentID: env, Name: name,
 		KeyPrefix: s.Prefix, Hash: s.Hash, Scopes: scopes,
-		CreatedAt: now, UpdatedAt: now,
-	}, s.Plaintext, nil
+		CreatedAt: now, UpdatedAt: now, LineageID: id,
+	}
+	if metered && name != "bench verifier" {
+		k.RateLimits, k.HasCredits = benchLimits, true
+	}
+	return k, s.Plaintext, nil
 }
