@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -130,6 +131,27 @@ func TestUsageCredits(t *testing.T) {
 	buckets := expect(t, s.do(t, http.MethodGet, "/v1/api-keys/"+k.ID+"/usage?granularity=day", s.Admin, nil), http.StatusOK).list(t)
 	if len(buckets) != 1 || buckets[0]["credits_spent"] != 10.0 {
 		t.Fatalf("usage: %v, want 10 credits spent", buckets)
+	}
+	// The metrics count the new verdicts and the reservations.
+	metrics := string(expect(t, s.do(t, http.MethodGet, "/metrics", "", nil), http.StatusOK).Body)
+	if !strings.Contains(metrics, `apikeyd_verify_total{code="USAGE_EXCEEDED"} 5`) {
+		t.Errorf("/metrics lacks the USAGE_EXCEEDED verdicts")
+	}
+	series := func(name string) float64 {
+		for _, line := range strings.Split(metrics, "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				var f float64
+				fmt.Sscan(v, &f)
+				return f
+			}
+		}
+		t.Fatalf("/metrics lacks %s", name)
+		return 0
+	}
+	taken := series(`apikeyd_usage_reservations_total{kind="credits",outcome="taken"}`)
+	returned := series(`apikeyd_usage_reservations_total{kind="credits",outcome="returned"}`)
+	if taken-returned != 10 {
+		t.Errorf("credits taken %v − returned %v, want the 10 spent", taken, returned)
 	}
 }
 
