@@ -291,6 +291,19 @@ type VerifyParams struct {
 	Scopes []string `json:"scopes,omitempty"`
 	// EnvironmentID, when set, is the environment the key must be bound to.
 	EnvironmentID string `json:"environment_id,omitempty"`
+	// Cost is what a VALID verify spends of the key's credits: nil for
+	// the default, 1; Cost(0) checks without spending.
+	Cost *int64 `json:"cost,omitempty"`
+}
+
+// Cost returns a VerifyParams cost.
+func Cost(n int64) *int64 { return &n }
+
+// CreditParams change a key's balance: Op "set", "increment" or
+// "decrement" by Amount.
+type CreditParams struct {
+	Op     string `json:"op"`
+	Amount int64  `json:"amount"`
 }
 
 // ListParams select the keys ListKeys returns, newest first.
