@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -71,6 +72,20 @@ func keyFields(t *table, k *client.Key) {
 	t.row("rotation_interval_days", interval)
 	t.row("next_rotation_at", timeOrDash(k.NextRotationAt))
 	t.row("rotation_webhook_url", stringOrDash(k.RotationWebhookURL))
+	limits := "-"
+	if len(k.RateLimits) > 0 {
+		var ls []string
+		for _, l := range k.RateLimits {
+			ls = append(ls, fmt.Sprintf("%s:%d:%d", l.Name, l.Limit, l.DurationMS))
+		}
+		limits = strings.Join(ls, ",")
+	}
+	t.row("ratelimits", limits)
+	credits := "-"
+	if k.Credits != nil {
+		credits = strconv.FormatInt(k.Credits.Remaining, 10)
+	}
+	t.row("credits", credits)
 }
 
 func scopeList(s []string) string {
