@@ -11,6 +11,8 @@ var keyFields = []string{
 	"id", "project_id", "name", "key_prefix", "scopes", "expires_at", "last_used_at", "created_at",
 	"revoked_at", "replaced_by_key_id", "grace_expires_at", "environment_id", "rotation_interval_days",
 	"next_rotation_at", "rotation_webhook_url", "status",
+	// SPEC Part II adds fields to the key object; the seed's stay as shown.
+	"owner_id", "ratelimits", "credits",
 }
 
 var rotateFields = []string{
