@@ -116,7 +116,7 @@ func New(o Options) *API {
 	jsonFormat := huma.Format{Marshal: encodeJSON, Unmarshal: decodeJSON}
 	cfg.Formats = map[string]huma.Format{"application/json": jsonFormat, "json": jsonFormat}
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
-		"bearerAuth": {Type: "http", Scheme: "bearer", Description: "The admin token, or an API key issued by apikeyd."},
+		"bearerAuth": {Type: "http", Scheme: "bearer", Description: "The admin token, a root key (apikeyd_…), or an API key issued by apikeyd."},
 	}
 	// Huma documents a 422 for every operation with parameters or a body;
 	// apikeyd answers 400 for invalid input (newHumaError), which op
@@ -196,42 +196,50 @@ func (a *API) routes() {
 		"Get an owner's shared allowance", ""), a.getOwner)
 	huma.Register(a.huma, a.op("deleteOwner", http.MethodDelete, "/v1/projects/{project_id}/owners/{owner_id}", apikey.ScopeWrite,
 		"Delete an owner's shared allowance", "Its keys are limited by their own allowances alone. Idempotent."), a.deleteOwner)
-	huma.Register(a.huma, a.op("listAuditEvents", http.MethodGet, "/v1/audit-events", apikey.ScopeRead,
-		"List audit events", "Who did what to which key, newest first."), a.listAuditEvents)
+	audit := a.op("listAuditEvents", http.MethodGet, "/v1/audit-events", apikey.ScopeRead,
+		"List audit events", "Who did what to which key, newest first. Without project_id, a caller holding root-keys:read gets the events of no project: the changes to root keys.")
+	audit.Metadata["orScope"] = apikey.ScopeRootRead
+	huma.Register(a.huma, audit, a.listAuditEvents)
+	a.rootKeyRoutes()
 }
 
 // op describes an authenticated operation that needs scope.
 func (a *API) op(id, method, path, scope, summary, desc string) huma.Operation {
 	status := http.StatusOK
 	switch id {
-	case "createKey", "rotateKey":
+	case "createKey", "rotateKey", "createRootKey", "rotateRootKey":
 		status = http.StatusCreated
-	case "revokeKey", "deleteOwner":
+	case "revokeKey", "revokeRootKey", "deleteOwner":
 		status = http.StatusNoContent
 	}
 	errs := []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests, http.StatusServiceUnavailable}
 	switch id {
-	case "getKey", "revokeKey":
+	case "getKey", "revokeKey", "getRootKey", "revokeRootKey":
 		// Nothing to validate: any key ID is looked up, 404 if unknown.
 	default:
 		errs = append(errs, http.StatusBadRequest)
 	}
-	if strings.Contains(path, "{keyID}") {
+	if strings.Contains(path, "{keyID}") || strings.Contains(path, "{rootKeyID}") {
 		errs = append(errs, http.StatusNotFound)
 	}
 	if method == http.MethodPost || method == http.MethodPatch {
 		errs = append(errs, http.StatusRequestEntityTooLarge)
 	}
-	if id == "updateKey" || id == "rotateKey" {
+	switch id {
+	case "updateKey", "rotateKey", "updateRootKey", "rotateRootKey":
 		errs = append(errs, http.StatusConflict)
+	}
+	tag, what := "API keys", "scope"
+	if strings.HasPrefix(path, "/v1/root-keys") {
+		tag, what = "Root keys", "permission"
 	}
 	return huma.Operation{
 		OperationID:   id,
 		Method:        method,
 		Path:          path,
 		Summary:       summary,
-		Description:   desc + " Requires the " + scope + " scope (or the admin token).",
-		Tags:          []string{"API keys"},
+		Description:   desc + " Requires the " + scope + " " + what + " (or the admin token).",
+		Tags:          []string{tag},
 		DefaultStatus: status,
 		// Huma answers 413 once it has read MaxBodyBytes, so it is given one
 		// byte more: a body of exactly MaxBodyBytes is accepted.
@@ -262,8 +270,9 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 		next(ctx)
 		return
 	}
+	orScope, _ := ctx.Operation().Metadata["orScope"].(string)
 	r, w := humago.Unwrap(ctx)
-	p, err := a.authorize(r, observe.From(r.Context()), scope)
+	p, err := a.authorize(r, observe.From(r.Context()), scope, orScope)
 	if err != nil {
 		if r.ContentLength != 0 {
 			w.Header().Set("Connection", "close")
@@ -284,11 +293,11 @@ func errTooManyFailures(wait time.Duration) error {
 	return &apikey.Error{Code: apikey.ETOOMANYREQUESTS, Message: "too many failed authentication attempts; retry later", RetryAfter: wait}
 }
 
-// authorize decides who r acts for and checks that it holds scope: the one
-// bearer check of every authenticated route. Failed authentications feed
+// authorize decides who r acts for and checks that it holds scope (or,
+// when given, orScope): the one bearer check of every authenticated route. Failed authentications feed
 // the failure limiter (see failureLimiter for what a blocked address
 // gets).
-func (a *API) authorize(r *http.Request, rec *observe.Record, scope string) (apikey.Principal, error) {
+func (a *API) authorize(r *http.Request, rec *observe.Record, scope, orScope string) (apikey.Principal, error) {
 	// The client's address is only worked out when the limiter needs it.
 	var addr netip.Addr
 	known := false
@@ -319,7 +328,7 @@ func (a *API) authorize(r *http.Request, rec *observe.Record, scope string) (api
 		}
 	}
 	rec.NoteActor(p)
-	if !p.Allows(scope) {
+	if !p.Allows(scope) && (orScope == "" || !p.Allows(orScope)) {
 		return apikey.Principal{}, apikey.Errorf(apikey.EFORBIDDEN, "the %s scope is required", scope)
 	}
 	return p, nil

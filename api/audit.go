@@ -7,10 +7,10 @@ import (
 )
 
 type auditInput struct {
-	ProjectID     string `query:"project_id" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Required with the admin token; an API key lists its own project when it is omitted."`
+	ProjectID     string `query:"project_id" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"The project whose events to list. Omitted: an API key lists its own project; the admin token and root keys holding root-keys:read list the events of no project (the changes to root keys)."`
 	EnvironmentID string `query:"environment_id" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$"`
 	KeyID         string `query:"key_id" maxLength:"64" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Only events about this key."`
-	Action        string `query:"action" enum:"api_key.created,api_key.updated,api_key.revoked,api_key.rotated,api_key.rotation_failed" doc:"Only events of this kind."`
+	Action        string `query:"action" enum:"api_key.created,api_key.updated,api_key.revoked,api_key.rotated,api_key.rotation_failed,root_key.created,root_key.updated,root_key.revoked,root_key.rotated" doc:"Only events of this kind."`
 	Limit         int    `query:"limit" minimum:"1" maximum:"1000" default:"100"`
 	Cursor        string `query:"cursor" maxLength:"256"`
 }
@@ -22,7 +22,7 @@ type auditOutput struct {
 
 func (a *API) listAuditEvents(ctx context.Context, in *auditInput) (*auditOutput, error) {
 	p := principal(ctx)
-	project, err := listProject(p, in.ProjectID)
+	project, noProject, err := auditProject(p, in.ProjectID)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -34,7 +34,7 @@ func (a *API) listAuditEvents(ctx context.Context, in *auditInput) (*auditOutput
 		return nil, a.fail(ctx, err)
 	}
 	evs, next, err := a.svc.AuditEvents(ctx, p, service.AuditInput{
-		ProjectID: project, EnvironmentID: in.EnvironmentID, KeyID: in.KeyID, Action: in.Action,
+		NoProject: noProject, ProjectID: project, EnvironmentID: in.EnvironmentID, KeyID: in.KeyID, Action: in.Action,
 		Limit: in.Limit, After: after,
 	})
 	if err != nil {

@@ -126,3 +126,15 @@ func listProject(p apikey.Principal, asked string) (string, error) {
 // msgProjectRequired is what a listing without project_id by the admin
 // says, as huma said it when the parameter was required of everyone.
 const msgProjectRequired = "required query parameter is missing"
+
+// auditProject is listProject for the audit log, which has one more
+// listing: without project_id, a caller holding root-keys:read (the admin,
+// a root key) lists the events of no project — the changes to root keys
+// (noProject). Others default as listProject says.
+func auditProject(p apikey.Principal, asked string) (project string, noProject bool, err error) {
+	if asked == "" && p.Allows(apikey.ScopeRootRead) {
+		return "", true, nil
+	}
+	project, err = listProject(p, asked)
+	return project, false, err
+}

@@ -202,10 +202,11 @@ func (verifyCode) Schema(huma.Registry) *huma.Schema {
 	return &huma.Schema{Type: huma.TypeString, Enum: enum}
 }
 
-// AuditEventObject is one entry of the audit log.
+// AuditEventObject is one entry of the audit log. project_id is null for
+// the changes to root keys, which belong to no project.
 type AuditEventObject struct {
 	ID            string         `json:"id"`
-	ProjectID     string         `json:"project_id"`
+	ProjectID     *string        `json:"project_id"`
 	EnvironmentID *string        `json:"environment_id"`
 	KeyID         string         `json:"key_id"`
 	Action        string         `json:"action" example:"api_key.rotated"`
@@ -214,10 +215,17 @@ type AuditEventObject struct {
 	CreatedAt     time.Time      `json:"created_at"`
 }
 
-// ActorObject says who caused an audit event.
+// ActorObject says who caused an audit event (or created a root key):
+// the acting key's ID and its name when it acted; both null for the admin
+// token and the system.
 type ActorObject struct {
-	Type  string  `json:"type" enum:"admin,api_key,system"`
+	Type  string  `json:"type" enum:"admin,root_key,api_key,system"`
 	KeyID *string `json:"key_id"`
+	Name  *string `json:"name"`
+}
+
+func actorObject(a apikey.Actor) ActorObject {
+	return ActorObject{Type: a.Type, KeyID: optString(a.KeyID), Name: optString(a.Name)}
 }
 
 func optTime(t time.Time) *time.Time {
@@ -266,11 +274,11 @@ func auditEventObject(e *apikey.AuditEvent) AuditEventObject {
 	}
 	return AuditEventObject{
 		ID:            e.ID,
-		ProjectID:     e.ProjectID,
+		ProjectID:     optString(e.ProjectID),
 		EnvironmentID: optString(e.EnvironmentID),
 		KeyID:         e.KeyID,
 		Action:        e.Action,
-		Actor:         ActorObject{Type: e.Actor.Type, KeyID: optString(e.Actor.KeyID)},
+		Actor:         actorObject(e.Actor),
 		Details:       d,
 		CreatedAt:     e.CreatedAt,
 	}

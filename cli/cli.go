@@ -99,7 +99,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) stri
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServe(stderr, getenv), newKeys(stdin, stdout, stderr, getenv), newVersion(stdout))
+	root.AddCommand(newServe(stderr, getenv), newKeys(stdin, stdout, stderr, getenv), newRootKeys(stdout, stderr, getenv), newVersion(stdout))
 	return root
 }
 

@@ -60,17 +60,30 @@ scripts.`,
 		// of "keys" (apikeyd keys lst --project acme).
 		FParseErrWhitelist:         cobra.FParseErrWhitelist{UnknownFlags: true},
 		SuggestionsMinimumDistance: 2,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
-				if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-					msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
-				}
-				return usageError{errors.New(msg + "\n\nRun '" + cmd.CommandPath() + " --help' for the commands.")}
-			}
-			return cmd.Help()
-		},
+		RunE:                       unknownSubcommand,
 	}
+	k.connectionFlags(cmd)
+	cmd.AddCommand(k.list(), k.get(), k.create(), k.update(), k.rotate(), k.revoke(), k.verify(), k.expiring(), k.audit(), k.credits())
+	return cmd
+}
+
+// unknownSubcommand is the RunE of a command group: a mistyped subcommand
+// is reported as one, with suggestions; no argument shows the help.
+func unknownSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+		}
+		return usageError{errors.New(msg + "\n\nRun '" + cmd.CommandPath() + " --help' for the commands.")}
+	}
+	return cmd.Help()
+}
+
+// connectionFlags gives cmd the flags every command that talks to a
+// server shares (keys, root-keys): where, with which token, and how to
+// print.
+func (k *keysCmd) connectionFlags(cmd *cobra.Command) {
 	f := cmd.PersistentFlags()
 	f.StringVar(&k.url, "url", "", "server URL (APIKEYD_URL; default http://127.0.0.1:8080)")
 	f.StringVar(&k.token, "token", "", "bearer token (APIKEYD_TOKEN or APIKEYD_TOKEN_FILE)")
@@ -87,8 +100,6 @@ scripts.`,
 		}
 		return nil
 	}
-	cmd.AddCommand(k.list(), k.get(), k.create(), k.update(), k.rotate(), k.revoke(), k.verify(), k.expiring(), k.audit(), k.credits())
-	return cmd
 }
 
 // baseURL is the server the CLI talks to: --url, APIKEYD_URL, or the

@@ -151,15 +151,19 @@ func TestKeysConnectionRefused(t *testing.T) {
 	}
 }
 
-// TestHelpTexts: every keys command has examples, and its required flags
+// TestHelpTexts: every keys and root-keys command has examples, and its required flags
 // say so.
 func TestHelpTexts(t *testing.T) {
 	root := newRoot(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}, func(string) string { return "" })
-	keys, _, err := root.Find([]string{"keys"})
-	if err != nil {
-		t.Fatal(err)
+	var cmds []*cobra.Command
+	for _, group := range []string{"keys", "root-keys"} {
+		g, _, err := root.Find([]string{group})
+		if err != nil || g.Name() != group {
+			t.Fatalf("%s: %v", group, err)
+		}
+		cmds = append(append(cmds, g.Commands()...), g)
 	}
-	for _, c := range append(keys.Commands(), keys) {
+	for _, c := range cmds {
 		if c.Name() == "help" || c.Name() == "completion" {
 			continue
 		}

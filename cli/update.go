@@ -134,26 +134,32 @@ escalation); a revoked or replaced key cannot be changed.`,
 	return cmd
 }
 
-var auditActions = []string{"api_key.created", "api_key.updated", "api_key.revoked", "api_key.rotated", "api_key.rotation_failed"}
+var auditActions = []string{"api_key.created", "api_key.updated", "api_key.revoked", "api_key.rotated", "api_key.rotation_failed",
+	"root_key.created", "root_key.updated", "root_key.revoked", "root_key.rotated"}
 
 func (k *keysCmd) audit() *cobra.Command {
 	var p client.AuditParams
 	var max int
 	cmd := &cobra.Command{
-		Use:   "audit --project ID",
-		Short: "Show who did what to a project's keys, newest first",
+		Use:   "audit [--project ID]",
+		Short: "Show who did what to a project's keys (or to root keys), newest first",
+		Long: `Show who did what to a project's keys, newest first.
+
+Without --project, an API key shows its own project's events, and the admin
+token and root keys holding root-keys:read show the changes to root keys,
+which belong to no project.`,
 		Example: `  apikeyd keys audit --project acme
   apikeyd keys audit --project acme --key key_01j… --action api_key.rotated
-  apikeyd keys audit --project acme -o json | jq '.[] | {action, actor, created_at}'`,
+  apikeyd keys audit --project acme -o json | jq '.[] | {action, actor, created_at}'
+  apikeyd keys audit --action root_key.revoked   # who revoked which root key`,
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
-	f.StringVar(&p.ProjectID, "project", "", "project whose events to show (required)")
+	f.StringVar(&p.ProjectID, "project", "", "project whose events to show (omitted: see above)")
 	f.StringVar(&p.EnvironmentID, "environment", "", "only events of this environment")
 	f.StringVar(&p.KeyID, "key", "", "only events about this key")
 	f.StringVar(&p.Action, "action", "", "only events of this kind: "+strings.Join(auditActions, ", "))
 	f.IntVar(&max, "limit", 0, "show at most this many events (0: all)")
-	requireFlags(cmd, "project")
 	_ = cmd.RegisterFlagCompletionFunc("action", cobra.FixedCompletions(auditActions, cobra.ShellCompDirectiveNoFileComp))
 	cmd.RunE = k.run(func(ctx context.Context, c *client.Client, _ []string) error {
 		events := []client.AuditEvent{}
@@ -169,11 +175,7 @@ func (k *keysCmd) audit() *cobra.Command {
 		return k.print(events, func(t *table) {
 			t.row("CREATED_AT", "ACTION", "KEY_ID", "ACTOR")
 			for _, e := range events {
-				actor := e.Actor.Type
-				if e.Actor.KeyID != nil {
-					actor += " " + *e.Actor.KeyID
-				}
-				t.row(e.CreatedAt.UTC().Format(time.RFC3339), e.Action, e.KeyID, actor)
+				t.row(e.CreatedAt.UTC().Format(time.RFC3339), e.Action, e.KeyID, actorText(e.Actor))
 			}
 		})
 	})

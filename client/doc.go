@@ -2,10 +2,13 @@
 // with problem+json answers turned into *Error values and list pagination
 // followed for you.
 //
-// A client holds the server's URL and a bearer token: the admin token, or
-// an API key issued by apikeyd with the api-keys:* scopes it needs
+// A client holds the server's URL and a bearer token: a root key
+// (apikeyd_…) with the permissions it needs, the admin token (break-glass),
+// or an API key issued by apikeyd with the api-keys:* scopes it needs
 // (api-keys:read to list and get, api-keys:write to create, change, rotate
-// and revoke, api-keys:verify to verify).
+// and revoke, api-keys:verify to verify). Root keys themselves are managed
+// with CreateRootKey and the other RootKey methods, which need
+// root-keys:read or root-keys:write; an API key may not call them.
 //
 //	c, err := client.New("http://127.0.0.1:8080", os.Getenv("APIKEYD_TOKEN"))
 //	created, err := c.CreateKey(ctx, client.CreateParams{ProjectID: "acme", Name: "checkout"})

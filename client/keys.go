@@ -238,7 +238,8 @@ func (p ExpiringParams) query() url.Values {
 }
 
 func (p AuditParams) query() url.Values {
-	q := url.Values{"project_id": {p.ProjectID}}
+	q := url.Values{}
+	addString(q, "project_id", p.ProjectID)
 	addString(q, "environment_id", p.EnvironmentID)
 	addString(q, "key_id", p.KeyID)
 	addString(q, "action", p.Action)

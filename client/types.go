@@ -185,6 +185,8 @@ func (v Verdict) MarshalJSON() ([]byte, error) {
 }
 
 // AuditEvent is one entry of the audit log: who did what to which key.
+// ProjectID is empty for the changes to root keys, which belong to no
+// project (the server says null).
 type AuditEvent struct {
 	ID            string         `json:"id"`
 	ProjectID     string         `json:"project_id"`
@@ -196,11 +198,13 @@ type AuditEvent struct {
 	CreatedAt     time.Time      `json:"created_at"`
 }
 
-// Actor is who caused an audit event: "admin", "api_key" (KeyID says
-// which) or "system" (scheduled rotation).
+// Actor is who caused an audit event, or created a root key: "admin",
+// "root_key" or "api_key" (KeyID and Name say which) or "system"
+// (scheduled rotation). Name is the acting key's name when it acted.
 type Actor struct {
 	Type  string  `json:"type"`
 	KeyID *string `json:"key_id"`
+	Name  *string `json:"name"`
 }
 
 // CreateParams describe a key to create. Zero fields are left out.
@@ -331,11 +335,15 @@ type ExpiringParams struct {
 
 // AuditParams select the events AuditEvents returns, newest first.
 type AuditParams struct {
+	// ProjectID is the project whose events to list. Empty: an API key's
+	// own project; for the admin token and root keys holding
+	// root-keys:read, the events of no project (the changes to root keys).
 	ProjectID     string
 	EnvironmentID string
 	KeyID         string
 	// Action is one of api_key.created, api_key.updated, api_key.revoked,
-	// api_key.rotated, api_key.rotation_failed.
+	// api_key.rotated, api_key.rotation_failed, root_key.created,
+	// root_key.updated, root_key.revoked, root_key.rotated.
 	Action string
 	Limit  int
 	Cursor string

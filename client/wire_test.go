@@ -23,6 +23,9 @@ func TestWireTypes(t *testing.T) {
 		{reflect.TypeFor[client.Rotated](), reflect.TypeFor[api.RotateObject]()},
 		{reflect.TypeFor[client.Verdict](), reflect.TypeFor[api.VerifyObject]()},
 		{reflect.TypeFor[client.AuditEvent](), reflect.TypeFor[api.AuditEventObject]()},
+		{reflect.TypeFor[client.RootKey](), reflect.TypeFor[api.RootKeyObject]()},
+		{reflect.TypeFor[client.CreatedRootKey](), reflect.TypeFor[api.CreatedRootKeyObject]()},
+		{reflect.TypeFor[client.RotatedRootKey](), reflect.TypeFor[api.RotatedRootKeyObject]()},
 	} {
 		t.Run(tc.client.Name(), func(t *testing.T) {
 			got, want := jsonFields(tc.client), jsonFields(tc.server)

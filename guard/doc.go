@@ -12,9 +12,14 @@
 //		… id.ProjectID is the customer, id.KeyID the key they used …
 //	}
 //
-// The client's token is an API key of the project whose keys your API
-// accepts, with the api-keys:verify scope (or the admin token, which
-// verifies keys of every project).
+// The client's token decides whose keys your API accepts. For an API that
+// serves every customer of a platform, it is a root key (apikeyd_…) with
+// only the api-keys:verify permission and project_ids null: it verifies
+// the keys of every project, present and future, and can do nothing else;
+// Identity.ProjectID tells the customers apart. A root key limited to
+// projects accepts those projects' keys; an API key with api-keys:verify
+// accepts its own project's. Do not give the guard the admin token, which
+// can also create and revoke every key.
 //
 // Answers, as RFC 9457 problem+json:
 //   - 401 with WWW-Authenticate: Bearer when the key is missing, malformed,

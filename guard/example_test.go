@@ -11,9 +11,11 @@ import (
 	"github.com/apikeyd/apikeyd/guard"
 )
 
-// Protect two routes of your own API. APIKEYD_VERIFY_TOKEN is a key of your
-// project with the api-keys:verify scope. (Compiled, not run: it serves
-// forever.)
+// Protect two routes of your own API. APIKEYD_VERIFY_TOKEN is a root key
+// with only the api-keys:verify permission and project_ids null
+// (apikeyd root-keys create --name "orders API" --permission
+// api-keys:verify --all-projects): one guard serves every customer.
+// (Compiled, not run: it serves forever.)
 func Example() {
 	c, err := client.New("http://127.0.0.1:8080", os.Getenv("APIKEYD_VERIFY_TOKEN"))
 	if err != nil {

@@ -43,7 +43,18 @@ var errStale = &apikey.Error{
 
 // Lookup implements Index.
 func (b BoundedIndex) Lookup(ctx context.Context, h apikey.Hash) (apikey.Record, bool, error) {
-	rec, found, err := b.Index.Lookup(ctx, h)
+	return b.bound(b.Index.Lookup(ctx, h))
+}
+
+// LookupRoot implements Index: a root key's revocation reaches a replica
+// the same way a key's does, so a stale replica vouches for neither.
+func (b BoundedIndex) LookupRoot(ctx context.Context, h apikey.Hash) (apikey.Record, bool, error) {
+	return b.bound(b.Index.LookupRoot(ctx, h))
+}
+
+// bound passes an answer of the index on unless the index is stale and the
+// key found might still be usable.
+func (b BoundedIndex) bound(rec apikey.Record, found bool, err error) (apikey.Record, bool, error) {
 	if err != nil || !found || !b.Freshness.Stale() {
 		return rec, found, err
 	}

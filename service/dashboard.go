@@ -12,9 +12,13 @@ import (
 // CredentialKind names the kind of credential a person signed in with.
 type CredentialKind string
 
-// Credential kinds. Root keys (SPEC §8) join as a second kind, resolved by
-// looking their hash up, so that revoking one ends its sessions.
-const CredentialAdmin CredentialKind = "admin"
+// Credential kinds: the admin token, and root keys (SPEC §8), resolved by
+// looking their hash up on every request, so that revoking one ends its
+// sessions.
+const (
+	CredentialAdmin   CredentialKind = "admin"
+	CredentialRootKey CredentialKind = "root_key"
+)
 
 // Credential is what a long-lived session keeps of the credential it acts
 // with: its kind and the SHA-256 of its plaintext, never the plaintext, so
@@ -26,11 +30,15 @@ type Credential struct {
 }
 
 // SignIn authenticates a person's token for the dashboard. The dashboard is
-// for the platform's operators, so only the admin token (and, once they
-// exist, root keys) may sign in; an API key of a customer is refused like
-// any wrong token. Every failure is apikey.ErrUnauthenticated.
+// for the platform's operators, so only the admin token and root keys may
+// sign in; an API key of a customer is refused like any wrong token. Every
+// failure is apikey.ErrUnauthenticated. Signing in with a root key records
+// its use.
 func (s *Service) SignIn(ctx context.Context, token string) (Credential, apikey.Principal, error) {
 	c := Credential{Kind: CredentialAdmin, Hash: apikey.HashKey(token)}
+	if apikey.ParseRootKey(token) {
+		c.Kind = CredentialRootKey
+	}
 	p, err := s.Resolve(ctx, c)
 	if err != nil {
 		return Credential{}, apikey.Principal{}, err
@@ -40,11 +48,21 @@ func (s *Service) SignIn(ctx context.Context, token string) (Credential, apikey.
 
 // Resolve returns the principal a credential acts for now, or
 // apikey.ErrUnauthenticated once it no longer acts for anyone.
-func (s *Service) Resolve(_ context.Context, c Credential) (apikey.Principal, error) {
+func (s *Service) Resolve(ctx context.Context, c Credential) (apikey.Principal, error) {
 	switch c.Kind {
 	case CredentialAdmin:
 		if subtle.ConstantTimeCompare(c.Hash[:], s.adminHash[:]) == 1 {
 			return apikey.AdminPrincipal, nil
+		}
+	case CredentialRootKey:
+		rec, found, err := s.index.LookupRoot(ctx, c.Hash)
+		if err != nil {
+			return apikey.Principal{}, err
+		}
+		now := s.clock()
+		if found && rec.Usable(now) {
+			s.usage.Record(rec.ID, now)
+			return rec.Principal(), nil
 		}
 	}
 	return apikey.Principal{}, apikey.ErrUnauthenticated

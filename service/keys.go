@@ -244,6 +244,9 @@ func (s *Service) Expiring(ctx context.Context, p apikey.Principal, in ExpiringI
 
 // AuditInput selects audit events.
 type AuditInput struct {
+	// NoProject selects the events of no project — the changes to root
+	// keys — instead of ProjectID's; it needs root-keys:read.
+	NoProject     bool
 	ProjectID     string
 	EnvironmentID string
 	KeyID         string
@@ -252,15 +255,23 @@ type AuditInput struct {
 	After         *apikey.Cursor
 }
 
-// AuditEvents lists a project's audit events, newest first.
+// AuditEvents lists a project's audit events, or those of no project,
+// newest first.
 func (s *Service) AuditEvents(ctx context.Context, p apikey.Principal, in AuditInput) ([]*apikey.AuditEvent, *apikey.Cursor, error) {
-	env, err := readIn(p, in.ProjectID, in.EnvironmentID)
+	var env string
+	var err error
+	switch {
+	case !in.NoProject:
+		env, err = readIn(p, in.ProjectID, in.EnvironmentID)
+	case !p.Allows(apikey.ScopeRootRead):
+		err = errNoRootRead
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	limit := pageLimit(in.Limit)
 	evs, err := s.store.AuditEvents(ctx, apikey.AuditFilter{
-		ProjectID: in.ProjectID, EnvironmentID: env, KeyID: in.KeyID, Action: in.Action,
+		NoProject: in.NoProject, ProjectID: in.ProjectID, EnvironmentID: env, KeyID: in.KeyID, Action: in.Action,
 		After: in.After, Limit: limit + 1,
 	})
 	if err != nil {

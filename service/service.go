@@ -24,6 +24,11 @@ type Index interface {
 	Lookup(ctx context.Context, h apikey.Hash) (rec apikey.Record, found bool, err error)
 	// Apply tells the index about a key whose change has been committed.
 	Apply(k *apikey.Key)
+	// LookupRoot is Lookup among root keys only: it never returns a
+	// customer key's record, nor Lookup a root key's.
+	LookupRoot(ctx context.Context, h apikey.Hash) (rec apikey.Record, found bool, err error)
+	// ApplyRoot is Apply for a root key.
+	ApplyRoot(rk *apikey.RootKey)
 }
 
 // StoreIndex is the Index that reads the store on every lookup.
@@ -43,6 +48,21 @@ func (i StoreIndex) Lookup(ctx context.Context, h apikey.Hash) (apikey.Record, b
 
 // Apply implements Index; there is nothing to keep in step.
 func (StoreIndex) Apply(*apikey.Key) {}
+
+// LookupRoot implements Index.
+func (i StoreIndex) LookupRoot(ctx context.Context, h apikey.Hash) (apikey.Record, bool, error) {
+	rk, err := i.Store.RootKeyByHash(ctx, h)
+	switch {
+	case apikey.ErrorCode(err) == apikey.ENOTFOUND:
+		return apikey.Record{}, false, nil
+	case err != nil:
+		return apikey.Record{}, false, err
+	}
+	return rk.Record(), true, nil
+}
+
+// ApplyRoot implements Index; there is nothing to keep in step.
+func (StoreIndex) ApplyRoot(*apikey.RootKey) {}
 
 // Options configure a Service.
 type Options struct {
@@ -136,7 +156,8 @@ func (s *Service) now() time.Time { return s.clock().UTC().Truncate(time.Microse
 // Authenticate resolves a bearer token to the principal it acts for. Every
 // failure — empty, malformed, unknown, expired, revoked or past its grace —
 // is apikey.ErrUnauthenticated, so that the answer reveals nothing. Using a
-// key as a bearer records its last use.
+// key as a bearer records its last use. A root key (apikeyd_…) is looked up
+// among root keys only, any other key among customers' keys only.
 func (s *Service) Authenticate(ctx context.Context, token string) (apikey.Principal, error) {
 	return s.AuthenticateAt(ctx, token, time.Time{})
 }
@@ -152,10 +173,14 @@ func (s *Service) AuthenticateAt(ctx context.Context, token string, at time.Time
 	if subtle.ConstantTimeCompare(h[:], s.adminHash[:]) == 1 {
 		return apikey.AdminPrincipal, nil
 	}
-	if !apikey.ParseKey(token) {
+	lookup := s.index.Lookup
+	switch {
+	case apikey.ParseRootKey(token):
+		lookup = s.index.LookupRoot // a root key is looked up among root keys only
+	case !apikey.ParseKey(token):
 		return apikey.Principal{}, apikey.ErrUnauthenticated
 	}
-	rec, found, err := s.index.Lookup(ctx, h)
+	rec, found, err := lookup(ctx, h)
 	if err != nil {
 		return apikey.Principal{}, err
 	}

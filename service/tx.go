@@ -15,10 +15,14 @@ import (
 //     index about each once the transaction has committed;
 //   - every key it reads for update is remembered as it was read, so that
 //     the audit event of a change (audit) records the values before it.
+//
+// Root keys are kept in the same two ways, beside keys.
 type writeTx struct {
 	apikey.Tx
-	written []*apikey.Key          // copies, in the order they were written
-	read    map[string]*apikey.Key // copies as first read, by ID
+	written     []*apikey.Key              // copies, in the order they were written
+	read        map[string]*apikey.Key     // copies as first read, by ID
+	writtenRoot []*apikey.RootKey          // root keys, as written
+	readRoot    map[string]*apikey.RootKey // root keys as first read, by ID
 	// extra are values kept outside the key (its credits) that changed,
 	// by key ID and name: before and after, recorded by audit as the
 	// key's own fields are.
@@ -41,7 +45,38 @@ func (t *writeTx) changed(k *apikey.Key, name string, was, is any) {
 }
 
 func newWriteTx(tx apikey.Tx) *writeTx {
-	return &writeTx{Tx: tx, read: map[string]*apikey.Key{}}
+	return &writeTx{Tx: tx, read: map[string]*apikey.Key{}, readRoot: map[string]*apikey.RootKey{}}
+}
+
+// RootKeyForUpdate implements apikey.Tx and remembers the root key as read.
+func (t *writeTx) RootKeyForUpdate(ctx context.Context, id string) (*apikey.RootKey, error) {
+	rk, err := t.Tx.RootKeyForUpdate(ctx, id)
+	if err == nil {
+		if _, ok := t.readRoot[rk.ID]; !ok {
+			t.readRoot[rk.ID] = rk.Clone()
+		}
+	}
+	return rk, err
+}
+
+// InsertRootKey implements apikey.Tx and records the new root key for the
+// index.
+func (t *writeTx) InsertRootKey(ctx context.Context, rk *apikey.RootKey) error {
+	if err := t.Tx.InsertRootKey(ctx, rk); err != nil {
+		return err
+	}
+	t.writtenRoot = append(t.writtenRoot, rk.Clone())
+	return nil
+}
+
+// UpdateRootKey implements apikey.Tx and records the root key as written
+// for the index.
+func (t *writeTx) UpdateRootKey(ctx context.Context, rk *apikey.RootKey) error {
+	if err := t.Tx.UpdateRootKey(ctx, rk); err != nil {
+		return err
+	}
+	t.writtenRoot = append(t.writtenRoot, rk.Clone())
+	return nil
 }
 
 // remember keeps the first state read of k.
@@ -89,8 +124,9 @@ func (t *writeTx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 }
 
 // update runs fn in a write transaction and, once it has committed, tells
-// the index about every key fn wrote through tx. fn may run more than once
-// (the store retries); only the last run's writes are applied.
+// the index about every key and root key fn wrote through tx. fn may run
+// more than once (the store retries); only the last run's writes are
+// applied.
 func (s *Service) update(ctx context.Context, fn func(tx *writeTx) error) error {
 	var wt *writeTx
 	err := s.store.Update(ctx, func(tx apikey.Tx) error {
@@ -105,6 +141,9 @@ func (s *Service) update(ctx context.Context, fn func(tx *writeTx) error) error 
 	}
 	for _, k := range wt.written {
 		s.index.Apply(k)
+	}
+	for _, rk := range wt.writtenRoot {
+		s.index.ApplyRoot(rk)
 	}
 	return nil
 }
@@ -137,5 +176,28 @@ func (t *writeTx) audit(ctx context.Context, actor apikey.Actor, action string, 
 		Actor:         actor,
 		Details:       details,
 		CreatedAt:     now,
+	})
+}
+
+// auditRoot is audit for a root key: the event belongs to no project, its
+// KeyID is the root key's, and "before" and "after" are the root key's
+// changed fields (apikey.DiffRoot) against the state this transaction
+// first read.
+func (t *writeTx) auditRoot(ctx context.Context, actor apikey.Actor, action string, rk *apikey.RootKey, now time.Time, details map[string]any) error {
+	id, err := apikey.NewID(apikey.IDKindEvent)
+	if err != nil {
+		return apikey.Internal(err)
+	}
+	if details == nil {
+		details = map[string]any{}
+	}
+	details["before"], details["after"] = apikey.DiffRoot(t.readRoot[rk.ID], rk)
+	return t.InsertAuditEvent(ctx, &apikey.AuditEvent{
+		ID:        id,
+		KeyID:     rk.ID,
+		Action:    action,
+		Actor:     actor,
+		Details:   details,
+		CreatedAt: now,
 	})
 }

@@ -73,6 +73,11 @@ func (s *Service) Verify(ctx context.Context, p apikey.Principal, in VerifyInput
 	if !apikey.ParseKey(in.Key) {
 		return Verdict{Code: apikey.CodeMalformed}, nil
 	}
+	if apikey.ParseRootKey(in.Key) {
+		// A root key is no customer's key: it is not looked up here, and
+		// not its use recorded, whoever asks.
+		return Verdict{Code: apikey.CodeNotFound}, nil
+	}
 	rec, found, err := s.index.Lookup(ctx, apikey.HashKey(in.Key))
 	if err != nil {
 		return Verdict{}, err

@@ -94,7 +94,7 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		u.render(w, http.StatusUnauthorized, "login", &view{Title: "Sign in", Data: loginView{Error: "That token does not open the dashboard. Sign in with the admin token."}})
+		u.render(w, http.StatusUnauthorized, "login", &view{Title: "Sign in", Data: loginView{Error: "That token does not open the dashboard. Sign in with a root key or the admin token."}})
 		return
 	case err != nil:
 		u.fail(w, r, nil, err)

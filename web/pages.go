@@ -302,6 +302,8 @@ func actorLabel(a apikey.Actor) string {
 	switch {
 	case a.Type == apikey.ActorAdmin:
 		return "admin token"
+	case a.KeyID != "" && a.Name != "":
+		return strings.ReplaceAll(a.Type, "_", " ") + " " + a.Name + " (" + a.KeyID + ")"
 	case a.KeyID != "":
 		return strings.ReplaceAll(a.Type, "_", " ") + " " + a.KeyID
 	}

@@ -35,8 +35,16 @@ func (v *view) Who() string {
 		return ""
 	case v.request.p.Admin:
 		return "admin token"
+	case v.request.p.Root:
+		return "root key " + v.request.p.Name + " (" + v.request.p.KeyID + ")"
 	}
 	return "key " + v.request.p.KeyID
+}
+
+// SeesRootKeys reports whether the credential may list root keys, so that
+// the navigation offers the page.
+func (v *view) SeesRootKeys() bool {
+	return v.request != nil && v.request.p.Allows(apikey.ScopeRootRead)
 }
 
 // Notice is the line a previous action left for this page.

@@ -112,6 +112,9 @@ func (u *UI) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ui/keys/{id}", u.signedIn(u.key))
 	mux.HandleFunc("POST /ui/keys/{id}/rotate", u.signedIn(u.rotateKey))
 	mux.HandleFunc("POST /ui/keys/{id}/revoke", u.signedIn(u.revokeKey))
+	mux.HandleFunc("GET /ui/root-keys", u.signedIn(u.rootKeys))
+	mux.HandleFunc("POST /ui/root-keys", u.signedIn(u.createRootKey))
+	mux.HandleFunc("POST /ui/root-keys/{id}/revoke", u.signedIn(u.revokeRootKey))
 	mux.HandleFunc("/ui/", u.notFound)
 }
 
