@@ -172,6 +172,8 @@ func (a *API) routes() {
 		"List keys expiring soon", "Usable keys whose expires_at falls within the window, soonest first."), a.listExpiring)
 	huma.Register(a.huma, a.op("listExpiringSoonKeys", http.MethodGet, "/v1/api-keys/expiring-soon", apikey.ScopeRead,
 		"List keys expiring soon (alias)", "The same as /v1/api-keys/expiring, under the path Strait's CLI uses."), a.listExpiringSoon)
+	huma.Register(a.huma, a.op("importKeys", http.MethodPost, "/v1/api-keys/import", apikey.ScopeWrite,
+		"Import API keys", "Stores up to 1000 existing keys, by plaintext or hash, all or none: 400 names an invalid item, 409 a hash that exists already or comes twice."), a.importKeys)
 	verify := a.op("verifyKey", http.MethodPost, "/v1/api-keys/verify", apikey.ScopeVerify,
 		"Verify an API key", "Always 200 for a well-formed request: the verdict is in the body.")
 	verify.Middlewares = huma.Middlewares{a.verifyFast} // the hot path's own decoding: see verify.go
@@ -181,7 +183,11 @@ func (a *API) routes() {
 	huma.Register(a.huma, a.op("updateKey", http.MethodPatch, "/v1/api-keys/{keyID}", apikey.ScopeWrite,
 		"Update an API key", "Changes name, scopes, expiry or rotation settings. 409 for a revoked or replaced key."), a.patchKey)
 	huma.Register(a.huma, a.op("revokeKey", http.MethodDelete, "/v1/api-keys/{keyID}", apikey.ScopeWrite,
-		"Revoke an API key", "Revokes at once, ending any grace period. Idempotent."), a.revokeKey)
+		"Revoke an API key", "Revokes at once, ending any grace period, for the reason given (default unspecified). Idempotent: a repeated revoke keeps the first reason."), a.revokeKey)
+	huma.Register(a.huma, a.op("disableKey", http.MethodPost, "/v1/api-keys/{keyID}/disable", apikey.ScopeWrite,
+		"Disable an API key", "Pauses the key until it is enabled: it verifies as DISABLED, is refused as a bearer and is not rotated. Idempotent; 409 for a revoked key."), a.disableKey)
+	huma.Register(a.huma, a.op("enableKey", http.MethodPost, "/v1/api-keys/{keyID}/enable", apikey.ScopeWrite,
+		"Enable an API key", "Undoes disable. Idempotent; 409 for a revoked key."), a.enableKey)
 	huma.Register(a.huma, a.op("rotateKey", http.MethodPost, "/v1/api-keys/{keyID}/rotate", apikey.ScopeWrite,
 		"Rotate an API key with optional grace period", "Issues a replacement; the old key keeps working for grace_period_minutes (default 60, 0 = stop now)."), a.rotateKey)
 	huma.Register(a.huma, a.op("adjustCredits", http.MethodPost, "/v1/api-keys/{keyID}/credits", apikey.ScopeWrite,
@@ -207,14 +213,14 @@ func (a *API) routes() {
 func (a *API) op(id, method, path, scope, summary, desc string) huma.Operation {
 	status := http.StatusOK
 	switch id {
-	case "createKey", "rotateKey", "createRootKey", "rotateRootKey":
+	case "createKey", "rotateKey", "importKeys", "createRootKey", "rotateRootKey":
 		status = http.StatusCreated
 	case "revokeKey", "revokeRootKey", "deleteOwner":
 		status = http.StatusNoContent
 	}
 	errs := []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests, http.StatusServiceUnavailable}
 	switch id {
-	case "getKey", "revokeKey", "getRootKey", "revokeRootKey":
+	case "getKey", "enableKey", "getRootKey", "revokeRootKey":
 		// Nothing to validate: any key ID is looked up, 404 if unknown.
 	default:
 		errs = append(errs, http.StatusBadRequest)
@@ -226,7 +232,7 @@ func (a *API) op(id, method, path, scope, summary, desc string) huma.Operation {
 		errs = append(errs, http.StatusRequestEntityTooLarge)
 	}
 	switch id {
-	case "updateKey", "rotateKey", "updateRootKey", "rotateRootKey":
+	case "updateKey", "rotateKey", "disableKey", "enableKey", "importKeys", "updateRootKey", "rotateRootKey":
 		errs = append(errs, http.StatusConflict)
 	}
 	tag, what := "API keys", "scope"
@@ -312,7 +318,7 @@ func (a *API) authorize(r *http.Request, rec *observe.Record, scope, orScope str
 			return apikey.Principal{}, errTooManyFailures(wait)
 		}
 	}
-	p, err := a.svc.AuthenticateAt(r.Context(), bearerToken(r.Header.Get("Authorization")), rec.Start)
+	p, err := a.svc.AuthenticateAt(r.Context(), bearerToken(r.Header.Get("Authorization")), rec.Start, observe.ClientIP(r, a.trusted))
 	if apikey.ErrorCode(err) == apikey.EUNAUTHENTICATED {
 		if wait, ok := a.limiter.fail(address()); !ok {
 			return apikey.Principal{}, errTooManyFailures(wait)

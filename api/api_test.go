@@ -356,11 +356,15 @@ func BenchmarkVerify(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		log  func(b *testing.B) *slog.Logger
+		// rich keys carry an owner, 200 bytes of meta and an allowlist
+		// (SPEC §9), and the body a client_ip.
+		rich bool
 	}{
-		{"NoLog", func(*testing.B) *slog.Logger { return slog.New(slog.DiscardHandler) }},
-		{"JSONBuffered", func(b *testing.B) *slog.Logger { return logging.New(newBenchWriter(b, true), "json", "info") }},
+		{"NoLog", func(*testing.B) *slog.Logger { return slog.New(slog.DiscardHandler) }, false},
+		{"RichNoLog", func(*testing.B) *slog.Logger { return slog.New(slog.DiscardHandler) }, true},
+		{"JSONBuffered", func(b *testing.B) *slog.Logger { return logging.New(newBenchWriter(b, true), "json", "info") }, false},
 		// slog's own JSONHandler, for comparison with logging's.
-		{"SlogJSONBuffered", func(b *testing.B) *slog.Logger { return slog.New(slog.NewJSONHandler(newBenchWriter(b, true), nil)) }},
+		{"SlogJSONBuffered", func(b *testing.B) *slog.Logger { return slog.New(slog.NewJSONHandler(newBenchWriter(b, true), nil)) }, false},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			store, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "apikeyd.db"))
@@ -383,11 +387,19 @@ func BenchmarkVerify(b *testing.B) {
 				b.Fatal(err)
 			}
 			env := "prod"
-			k, err := svc.Create(b.Context(), apikey.AdminPrincipal, service.CreateInput{ProjectID: "acme", Name: "k", Scopes: []string{"orders:read"}, EnvironmentID: &env})
+			in := service.CreateInput{ProjectID: "acme", Name: "k", Scopes: []string{"orders:read"}, EnvironmentID: &env}
+			clientIP := ""
+			if tc.rich {
+				owner, allow := "user:00000042@tenant", []string{"10.0.0.0/8", "2001:db8::/32"}
+				in.OwnerID, in.IPAllowlist = &owner, &allow
+				in.Meta = []byte(`{"customer":"cust-00000042","plan":"pro","pad":"` + strings.Repeat("x", 150) + `"}`)
+				clientIP = `,"client_ip":"10.1.2.3"`
+			}
+			k, err := svc.Create(b.Context(), apikey.AdminPrincipal, in)
 			if err != nil {
 				b.Fatal(err)
 			}
-			body := []byte(`{"key":"` + k.Plaintext + `","scopes":["orders:read"],"environment_id":"prod"}`)
+			body := []byte(`{"key":"` + k.Plaintext + `","scopes":["orders:read"],"environment_id":"prod"` + clientIP + `}`)
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				w := &discardWriter{h: http.Header{}}

@@ -17,7 +17,7 @@ type listKeysInput struct {
 	ProjectID     string `query:"project_id" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Project whose keys to list. Required with the admin token; an API key lists its own project when it is omitted."`
 	EnvironmentID string `query:"environment_id" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Only keys of this environment."`
 	OwnerID       string `query:"owner_id" maxLength:"255" pattern:"^[A-Za-z0-9_.:@-]+$" doc:"Only keys of this owner."`
-	Status        string `query:"status" enum:"active,rotating,rotated,expired,revoked" doc:"Only keys in this state."`
+	Status        string `query:"status" enum:"active,rotating,rotated,expired,revoked,disabled" doc:"Only keys in this state."`
 	Limit         int    `query:"limit" minimum:"1" maximum:"1000" default:"100" doc:"Page size."`
 	Cursor        string `query:"cursor" maxLength:"256" doc:"Where to continue; taken from the Link header of the previous page."`
 }
@@ -130,11 +130,45 @@ func (a *API) patchKey(ctx context.Context, in *patchKeyInput) (*patchKeyOutput,
 	}}, nil
 }
 
-func (a *API) revokeKey(ctx context.Context, in *keyIDPath) (*struct{}, error) {
-	if err := a.svc.Revoke(ctx, principal(ctx), in.KeyID); err != nil {
+type revokeKeyInput struct {
+	KeyID  string `path:"keyID" doc:"Key ID. Any other string, whatever its length, is 404."`
+	Reason string `query:"reason" enum:"unspecified,key_compromise,superseded,privilege_withdrawn,cessation_of_operation" doc:"Why the key is revoked; default unspecified."`
+}
+
+func (a *API) revokeKey(ctx context.Context, in *revokeKeyInput) (*struct{}, error) {
+	if err := a.svc.Revoke(ctx, principal(ctx), in.KeyID, in.Reason); err != nil {
 		return nil, a.fail(ctx, err)
 	}
 	return nil, nil
+}
+
+type disableKeyInput struct {
+	KeyID string `path:"keyID" doc:"Key ID. Any other string, whatever its length, is 404."`
+	Body  *struct {
+		Reason string `json:"reason,omitempty" maxLength:"255" doc:"Why the key is disabled; shown as disabled_reason."`
+	} `required:"false"`
+}
+
+func (a *API) disableKey(ctx context.Context, in *disableKeyInput) (*keyOutput, error) {
+	reason := ""
+	if in.Body != nil {
+		reason = in.Body.Reason
+	}
+	k, err := a.svc.Disable(ctx, principal(ctx), in.KeyID, reason)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	noteProject(ctx, k.ProjectID)
+	return &keyOutput{Body: keyObject(k, a.now())}, nil
+}
+
+func (a *API) enableKey(ctx context.Context, in *keyIDPath) (*keyOutput, error) {
+	k, err := a.svc.Enable(ctx, principal(ctx), in.KeyID)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	noteProject(ctx, k.ProjectID)
+	return &keyOutput{Body: keyObject(k, a.now())}, nil
 }
 
 type rotateKeyInput struct {

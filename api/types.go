@@ -33,26 +33,72 @@ func keyCommon(r apikey.Record) KeyCommon {
 	return KeyCommon{Name: r.Name, Scopes: scopes, ExpiresAt: optTime(r.ExpiresAt)}
 }
 
+// KeyOwnership are the fields of SPEC §9 that the key object and the verify
+// answer show alike (the rotate object does not: SPEC §9 marks where they
+// appear), filled in keyOwnership from the key's record, once.
+type KeyOwnership struct {
+	OwnerID *string    `json:"owner_id" doc:"The user, team or service account the key belongs to."`
+	Meta    metaObject `json:"meta" doc:"Your data about the key, handed to every verifier: never secrets."`
+}
+
+func keyOwnership(r *apikey.Record) KeyOwnership {
+	o := KeyOwnership{OwnerID: optString(r.OwnerID)}
+	if r.Meta != "" {
+		o.Meta = metaObject(r.Meta)
+	}
+	return o
+}
+
+// metaObject is a key's meta on the wire: a JSON object of at most 64
+// members (and 4096 bytes compact, which the domain checks), or null. It
+// is written as stored, compact.
+type metaObject json.RawMessage
+
+// MarshalJSON writes the object, or null.
+func (m metaObject) MarshalJSON() ([]byte, error) {
+	if m == nil {
+		return []byte("null"), nil
+	}
+	return m, nil
+}
+
+// UnmarshalJSON keeps the raw JSON for the domain to check (apikey.CompactMeta).
+func (m *metaObject) UnmarshalJSON(b []byte) error {
+	*m = append((*m)[:0], b...)
+	return nil
+}
+
+// Schema implements huma.SchemaProvider.
+func (metaObject) Schema(huma.Registry) *huma.Schema {
+	members := apikey.MaxMetaMembers
+	return &huma.Schema{Type: huma.TypeObject, Nullable: true, MaxProperties: &members, AdditionalProperties: true}
+}
+
 // KeyObject is a key as the API shows it: the 15 fields of the seed
 // reference, null when unset, plus its status.
 type KeyObject struct {
 	ID        string `json:"id" doc:"Opaque, sortable key ID." example:"key_01jd3m5x8q7w9e2r4t6y8u0i1o"`
 	ProjectID string `json:"project_id"`
 	KeyCommon
-	KeyPrefix            string            `json:"key_prefix" doc:"The first 12 characters of the key: enough to recognise it, never enough to use it."`
-	LastUsedAt           *time.Time        `json:"last_used_at"`
-	CreatedAt            time.Time         `json:"created_at"`
-	RevokedAt            *time.Time        `json:"revoked_at"`
-	ReplacedByKeyID      *string           `json:"replaced_by_key_id"`
-	GraceExpiresAt       *time.Time        `json:"grace_expires_at"`
-	EnvironmentID        *string           `json:"environment_id"`
-	RotationIntervalDays *int              `json:"rotation_interval_days"`
-	NextRotationAt       *time.Time        `json:"next_rotation_at"`
-	RotationWebhookURL   *string           `json:"rotation_webhook_url"`
-	OwnerID              *string           `json:"owner_id" doc:"The user, team or service account the key belongs to."`
-	Status               string            `json:"status" enum:"active,rotating,rotated,expired,revoked" doc:"active; rotating (replaced, in grace); rotated (grace over); expired; revoked."`
-	RateLimits           []RateLimitObject `json:"ratelimits" doc:"At most limit VALID verifies in any interval of duration_ms; null for none."`
-	Credits              *CreditsObject    `json:"credits" doc:"The balance verifies spend; null for unlimited."`
+	KeyPrefix            string     `json:"key_prefix" doc:"The first 12 characters of the key: enough to recognise it, never enough to use it."`
+	LastUsedAt           *time.Time `json:"last_used_at"`
+	CreatedAt            time.Time  `json:"created_at"`
+	RevokedAt            *time.Time `json:"revoked_at"`
+	ReplacedByKeyID      *string    `json:"replaced_by_key_id"`
+	GraceExpiresAt       *time.Time `json:"grace_expires_at"`
+	EnvironmentID        *string    `json:"environment_id"`
+	RotationIntervalDays *int       `json:"rotation_interval_days"`
+	NextRotationAt       *time.Time `json:"next_rotation_at"`
+	RotationWebhookURL   *string    `json:"rotation_webhook_url"`
+	KeyOwnership
+	IPAllowlist      []string          `json:"ip_allowlist" doc:"Addresses and CIDRs the key may be used from; null: any."`
+	DisabledAt       *time.Time        `json:"disabled_at" doc:"Set while the key is disabled."`
+	DisabledReason   *string           `json:"disabled_reason"`
+	RevocationReason *string           `json:"revocation_reason" enum:"unspecified,key_compromise,superseded,privilege_withdrawn,cessation_of_operation"`
+	Source           string            `json:"source" enum:"issued,imported" doc:"issued by apikeyd, or imported."`
+	Status           string            `json:"status" enum:"active,rotating,rotated,expired,revoked,disabled" doc:"active; rotating (replaced, in grace); rotated (grace over); expired; revoked; disabled (unless revoked, expired or rotated)."`
+	RateLimits       []RateLimitObject `json:"ratelimits" doc:"At most limit VALID verifies in any interval of duration_ms; null for none."`
+	Credits          *CreditsObject    `json:"credits" doc:"The balance verifies spend; null for unlimited."`
 }
 
 // CreatedKeyObject is the answer to a create: the key object, the plaintext
@@ -109,6 +155,7 @@ type VerifyObject struct {
 	EnvironmentID *string    `json:"environment_id"`
 	KeyCommon
 	GraceExpiresAt *time.Time `json:"grace_expires_at"`
+	KeyOwnership
 	// VerifyUsage is set for a key with rate limits or credits that
 	// passed every other check; its fields are absent otherwise.
 	*VerifyUsage
@@ -149,6 +196,7 @@ func verifyObject(v service.Verdict) VerifyObject {
 		if r.Replaced {
 			out.GraceExpiresAt = optTime(r.GraceExpiresAt)
 		}
+		out.KeyOwnership = keyOwnership(r)
 		if v.Metered {
 			out.VerifyUsage = verifyUsage(&v)
 		}
@@ -243,10 +291,11 @@ func optString(s string) *string {
 }
 
 func keyObject(k *apikey.Key, now time.Time) KeyObject {
+	rec := k.Record()
 	o := KeyObject{
 		ID:                 k.ID,
 		ProjectID:          k.ProjectID,
-		KeyCommon:          keyCommon(k.Record()),
+		KeyCommon:          keyCommon(rec),
 		KeyPrefix:          k.KeyPrefix,
 		LastUsedAt:         optTime(k.LastUsedAt),
 		CreatedAt:          k.CreatedAt,
@@ -256,7 +305,12 @@ func keyObject(k *apikey.Key, now time.Time) KeyObject {
 		EnvironmentID:      optString(k.EnvironmentID),
 		NextRotationAt:     optTime(k.NextRotationAt),
 		RotationWebhookURL: optString(k.RotationWebhookURL),
-		OwnerID:            optString(k.OwnerID),
+		IPAllowlist:        k.IPAllowlist.Strings(),
+		KeyOwnership:       keyOwnership(&rec),
+		DisabledAt:         optTime(k.DisabledAt),
+		DisabledReason:     optString(k.DisabledReason),
+		RevocationReason:   optString(string(k.RevocationReason)),
+		Source:             string(k.SourceOrIssued()),
 		Status:             string(k.Status(now)),
 		RateLimits:         rateLimitObjects(k.RateLimits),
 	}
@@ -296,6 +350,8 @@ type createKeyInputBody struct {
 	RotationIntervalDays *wholeNumber                 `json:"rotation_interval_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Rotate automatically every this many days; needs rotation_webhook_url."`
 	RotationWebhookURL   *string                      `json:"rotation_webhook_url,omitempty" nullable:"true" maxLength:"2048" doc:"https URL on a public host that receives rotated keys, signed."`
 	OwnerID              *string                      `json:"owner_id,omitempty" nullable:"true" minLength:"1" maxLength:"255" pattern:"^[A-Za-z0-9_.:@-]+$" doc:"The user, team or service account the key belongs to."`
+	Meta                 metaObject                   `json:"meta,omitempty" doc:"Any JSON object, at most 4096 bytes compact and 64 members; every verifier sees it."`
+	IPAllowlist          *[]string                    `json:"ip_allowlist,omitempty" nullable:"true" maxItems:"100" doc:"1-100 IPv4/IPv6 addresses or CIDRs (host bits zero) the key may be used from; null: any."`
 	RateLimits           []RateLimitObject            `json:"ratelimits,omitempty" nullable:"true" doc:"1–10 limits; null or absent for none."`
 	Credits              Optional[CreditsInputObject] `json:"credits,omitempty" doc:"The starting balance; null or absent for unlimited."`
 }
@@ -305,7 +361,7 @@ func (b *createKeyInputBody) input() apikey.KeyInput {
 		ProjectID: b.ProjectID, Name: b.Name, Scopes: b.Scopes, ExpiresInDays: intPtr(b.ExpiresInDays),
 		ExpiresAt: b.ExpiresAt, EnvironmentID: b.EnvironmentID,
 		RotationIntervalDays: intPtr(b.RotationIntervalDays), RotationWebhookURL: b.RotationWebhookURL,
-		OwnerID:    b.OwnerID,
+		OwnerID: b.OwnerID, Meta: json.RawMessage(b.Meta), IPAllowlist: b.IPAllowlist,
 		RateLimits: rateLimits(b.RateLimits), Credits: createCredits(b.Credits),
 	}
 }
@@ -320,6 +376,8 @@ type patchKeyInputBody struct {
 	RotationWebhookURL   Optional[string]             `json:"rotation_webhook_url,omitempty" maxLength:"2048" doc:"null removes it (only without rotation_interval_days)."`
 	NextRotationAt       *time.Time                   `json:"next_rotation_at,omitempty" doc:"Move the next scheduled rotation, e.g. to now."`
 	OwnerID              Optional[string]             `json:"owner_id,omitempty" minLength:"1" maxLength:"255" pattern:"^[A-Za-z0-9_.:@-]+$" doc:"null removes the owner."`
+	Meta                 Optional[metaObject]         `json:"meta,omitempty" doc:"Replaces the meta whole; null clears it."`
+	IPAllowlist          Optional[[]string]           `json:"ip_allowlist,omitempty" maxItems:"100" doc:"Replaces the allowlist; null allows any address."`
 	RateLimits           Optional[[]RateLimitObject]  `json:"ratelimits,omitempty" doc:"Replace the limits; null removes them. Counts of a limit whose name and duration stay are kept."`
 	Credits              Optional[CreditsInputObject] `json:"credits,omitempty" doc:"Redefine the balance (remaining becomes the total); null makes credits unlimited."`
 }
@@ -328,7 +386,8 @@ func (b *patchKeyInputBody) patch() apikey.KeyPatch {
 	p := apikey.KeyPatch{
 		Name: b.Name.Optional, Scopes: b.Scopes.Optional, ExpiresAt: b.ExpiresAt.Optional,
 		RotationIntervalDays: wholeOptional(b.RotationIntervalDays), RotationWebhookURL: b.RotationWebhookURL.Optional,
-		OwnerID:    b.OwnerID.Optional,
+		OwnerID: b.OwnerID.Optional, IPAllowlist: b.IPAllowlist.Optional,
+		Meta:       apikey.Optional[json.RawMessage]{Set: b.Meta.Set, Null: b.Meta.Null, Value: json.RawMessage(b.Meta.Value)},
 		RateLimits: optionalLimits(b.RateLimits), Credits: optionalCredits(b.Credits),
 	}
 	if b.NextRotationAt != nil {

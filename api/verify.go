@@ -37,6 +37,7 @@ type verifyInput struct {
 		Key           string   `json:"key" doc:"The presented API key."`
 		Scopes        []string `json:"scopes,omitempty" nullable:"true" maxItems:"64" doc:"Scopes the key must all hold."`
 		EnvironmentID string   `json:"environment_id,omitempty" maxLength:"128" doc:"Environment the key must be bound to."`
+		ClientIP      string   `json:"client_ip,omitempty" maxLength:"64" doc:"Address the key was presented from; a key with an ip_allowlist is IP_NOT_ALLOWED without it."`
 		Cost          *int64   `json:"cost,omitempty" minimum:"0" maximum:"1000000" doc:"Credits a VALID verify spends; default 1, 0 checks without spending."`
 	}
 }
@@ -49,7 +50,7 @@ type verifyOutput struct {
 // the log line and the metrics report of it.
 func (a *API) verifyKey(ctx context.Context, in *verifyInput) (*verifyOutput, error) {
 	rec := observe.From(ctx)
-	vin := service.VerifyInput{Key: in.Body.Key, Scopes: in.Body.Scopes, EnvironmentID: in.Body.EnvironmentID, At: rec.Start}
+	vin := service.VerifyInput{Key: in.Body.Key, Scopes: in.Body.Scopes, EnvironmentID: in.Body.EnvironmentID, ClientIP: in.Body.ClientIP, At: rec.Start}
 	if in.Body.Cost != nil {
 		vin.Cost = apikey.Some(*in.Body.Cost)
 	}
@@ -113,6 +114,9 @@ type verifyBuf struct {
 const (
 	// maxFastScopes scopes at most are decoded by parseFast.
 	maxFastScopes = 16
+	// maxClientIPLen is the longest client_ip verify takes (the schema's
+	// maxLength).
+	maxClientIPLen = 64
 	// maxPooledBuf bounds the buffers kept for reuse, so that one large
 	// body does not stay in memory.
 	maxPooledBuf = 64 << 10
@@ -169,7 +173,8 @@ func (vb *verifyBuf) readBody(body io.Reader) ([]byte, error) {
 
 // parseFast decodes the common shape of a verify body without allocating:
 // an object of "key", and optionally "scopes" (at most maxFastScopes
-// strings) and "environment_id" (at most 128 characters), each at most
+// strings), "environment_id" (at most 128 characters) and "client_ip" (at
+// most maxClientIPLen), each at most
 // once, whose strings are printable ASCII without escapes. The strings
 // point into body. Anything else — other whitespace than JSON's, other
 // names, nulls, escapes, non-ASCII, duplicates, a missing key — it reports
@@ -180,7 +185,7 @@ func (vb *verifyBuf) parseFast(body []byte) (service.VerifyInput, bool) {
 	if !d.next('{') {
 		return in, false
 	}
-	var key, scopes, env, cost bool
+	var key, scopes, env, client, cost bool
 	for {
 		name, ok := d.str()
 		if !ok || !d.next(':') {
@@ -201,6 +206,14 @@ func (vb *verifyBuf) parseFast(body []byte) (service.VerifyInput, bool) {
 			}
 			env = true
 			if in.EnvironmentID, ok = d.str(); !ok || len(in.EnvironmentID) > apikey.MaxIdentifierLen {
+				return in, false
+			}
+		case "client_ip":
+			if client {
+				return in, false
+			}
+			client = true
+			if in.ClientIP, ok = d.str(); !ok || len(in.ClientIP) > maxClientIPLen {
 				return in, false
 			}
 		case "cost":
@@ -373,6 +386,14 @@ func appendVerdict(b []byte, v *service.Verdict) []byte {
 		} else {
 			b = append(b, "null"...)
 		}
+		b = append(b, `,"owner_id":`...)
+		if r.OwnerID == "" {
+			b = append(b, "null"...)
+		} else {
+			b = appendJSONString(b, r.OwnerID)
+		}
+		b = append(b, `,"meta":`...)
+		b = appendMeta(b, r.Meta)
 		if v.Metered {
 			b = appendUsage(b, v)
 		}
@@ -457,6 +478,24 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// appendMeta appends a key's meta, stored as compact JSON, as encoding/json
+// writes a json.RawMessage: null for none, else the bytes as they are —
+// unless they hold what encoding/json escapes inside a raw message (HTML
+// characters, U+2028 and U+2029, whose UTF-8 starts with 0xe2), which it
+// then escapes itself.
+func appendMeta(b []byte, meta string) []byte {
+	if meta == "" {
+		return append(b, "null"...)
+	}
+	for i := 0; i < len(meta); i++ {
+		if c := meta[i]; c == '<' || c == '>' || c == '&' || c == 0xe2 {
+			j, _ := json.Marshal(json.RawMessage(meta))
+			return append(b, j...)
+		}
+	}
+	return append(b, meta...)
 }
 
 // appendJSONTime appends t as encoding/json writes a *time.Time: null when

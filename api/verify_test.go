@@ -31,9 +31,12 @@ import (
 type failingStore struct {
 	*sqlite.Store
 	down atomic.Bool
+	// lookups counts KeyByHash calls.
+	lookups atomic.Int64
 }
 
 func (s *failingStore) KeyByHash(ctx context.Context, h apikey.Hash) (*apikey.Key, error) {
+	s.lookups.Add(1)
 	if s.down.Load() {
 		return nil, &apikey.Error{Code: apikey.EUNAVAILABLE, Message: "the database is unavailable"}
 	}
@@ -162,7 +165,7 @@ func TestVerifyKnownKeys(t *testing.T) {
 	full := f.create(t, service.CreateInput{ProjectID: "p1", Name: `<b>&"é"\` + "\u2028", Scopes: []string{"orders:*", "profile"},
 		EnvironmentID: env("prod"), ExpiresInDays: days(3)})
 	revoked := f.create(t, service.CreateInput{ProjectID: "p1", Name: "revoked"})
-	if err := f.svc.Revoke(t.Context(), apikey.AdminPrincipal, revoked.Key.ID); err != nil {
+	if err := f.svc.Revoke(t.Context(), apikey.AdminPrincipal, revoked.Key.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	old := f.create(t, service.CreateInput{ProjectID: "p1", Name: "rotated"})
@@ -212,6 +215,10 @@ func TestAppendVerdict(t *testing.T) {
 			Name: "n\x00\xff\u2029\"", Scopes: []string{"a", "b:*"}, ExpiresAt: at, Replaced: true, GraceExpiresAt: at.Add(time.Second / 3)}},
 		"GraceNotReplaced": {Code: apikey.CodeValid, Known: true, Record: apikey.Record{ID: "key_x", GraceExpiresAt: at}},
 		"Whole":            {Code: apikey.CodeExpired, Known: true, Record: apikey.Record{ID: "key_x", ExpiresAt: at.Truncate(time.Second)}},
+		"OwnerMeta": {Code: apikey.CodeValid, Known: true, Record: apikey.Record{ID: "key_x", OwnerID: "user:1@acme.example",
+			Meta: `{"plan":"pro","n":[1,2.5,null],"o":{"é":true}}`}},
+		"MetaEscaped": {Code: apikey.CodeIPNotAllowed, Known: true, Record: apikey.Record{ID: "key_x",
+			Meta: `{"h":"<b>&amp;</b>","s":"` + "\u2028  " + `"}`}},
 		"Metered":          metered(at, true),
 		"MeteredNoCredits": metered(at, false),
 		"MeteredOwner":     meteredOwner(at, []byte(`{"plan":"pro","n":[1,2]}`)),
@@ -283,7 +290,7 @@ func parseVerify(a *API, body []byte) (service.VerifyInput, error) {
 		return service.VerifyInput{}, newHumaError(http.StatusBadRequest, "validation failed",
 			&huma.ErrorDetail{Location: "body", Message: err.Error()})
 	}
-	out := service.VerifyInput{Key: in.Body.Key, Scopes: in.Body.Scopes, EnvironmentID: in.Body.EnvironmentID}
+	out := service.VerifyInput{Key: in.Body.Key, Scopes: in.Body.Scopes, EnvironmentID: in.Body.EnvironmentID, ClientIP: in.Body.ClientIP}
 	if in.Body.Cost != nil {
 		out.Cost = apikey.Some(*in.Body.Cost)
 	}
@@ -319,6 +326,11 @@ func TestParseFast(t *testing.T) {
 		{`{"key":"k"}`, true},
 		{" \t\r\n{ \"key\" : \"k\" , \"scopes\" : [ \"a\" , \"b:*\" ] , \"environment_id\" : \"prod\" } \n", true},
 		{`{"scopes":[],"key":"k"}`, true},
+		{`{"key":"k","client_ip":"2001:db8::1"}`, true},
+		{`{"client_ip":"10.0.0.1","key":"k","scopes":["a"]}`, true},
+		{`{"key":"k","client_ip":"10.0.0.1","client_ip":"10.0.0.2"}`, false},
+		{`{"key":"k","client_ip":"` + strings.Repeat("1", 65) + `"}`, false},
+		{`{"key":"k","client_ip":null}`, false},
 		{`{"key":""}`, true},
 		{`{}`, false},
 		{`{"scopes":["a"]}`, false},

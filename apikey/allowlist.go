@@ -106,3 +106,19 @@ func (l Allowlist) Strings() []string {
 	}
 	return out
 }
+
+// Encode returns the list as the stores keep it: the entries of Strings
+// joined by ","; empty for nil.
+func (l Allowlist) Encode() string { return strings.Join(l.Strings(), ",") }
+
+// DecodeAllowlist reads what Encode wrote; "" is nil (any address).
+func DecodeAllowlist(s string) (Allowlist, error) {
+	if s == "" {
+		return nil, nil
+	}
+	l, bad, err := ParseAllowlist(strings.Split(s, ","))
+	if err == nil && bad != nil {
+		err = fmt.Errorf("bad entries %v", bad)
+	}
+	return l, err
+}

@@ -5,14 +5,17 @@ import "time"
 // Audit actions. Every mutation of a key writes one event in the same
 // transaction as the change itself.
 const (
-	ActionCreated = "api_key.created"
-	ActionUpdated = "api_key.updated"
-	ActionRevoked = "api_key.revoked"
-	ActionRotated = "api_key.rotated"
+	ActionCreated        = "api_key.created"
+	ActionUpdated        = "api_key.updated"
+	ActionRevoked        = "api_key.revoked"
+	ActionRotated        = "api_key.rotated"
+	ActionRotationFailed = "api_key.rotation_failed"
+	ActionDisabled       = "api_key.disabled"
+	ActionEnabled        = "api_key.enabled"
+	ActionImported       = "api_key.imported"
 	// ActionCreditsAdjusted records POST /v1/api-keys/{id}/credits, with
 	// the balance before and after.
 	ActionCreditsAdjusted = "api_key.credits_adjusted"
-	ActionRotationFailed  = "api_key.rotation_failed"
 )
 
 // Actor types.

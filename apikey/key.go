@@ -1,8 +1,11 @@
 package apikey
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/json"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -24,12 +27,25 @@ type Key struct {
 	// OwnerID is the customer's user, team or service account the key
 	// belongs to (ValidOwnerID); empty for none.
 	OwnerID string
+	// Meta is the key's meta as compact JSON (CompactMeta), handed to every
+	// verifier; nil for none.
+	Meta []byte
+	// IPAllowlist is where the key may be used from; nil for anywhere.
+	IPAllowlist Allowlist
 
 	ExpiresAt  time.Time
 	LastUsedAt time.Time
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 	RevokedAt  time.Time
+	// RevocationReason is why a revoked key was revoked; empty otherwise.
+	RevocationReason RevocationReason
+	// DisabledAt is set while the key is disabled, with the reason given
+	// (possibly empty); enabling clears both.
+	DisabledAt     time.Time
+	DisabledReason string
+	// Source is where the key came from; empty means SourceIssued.
+	Source Source
 
 	// ReplacedByKeyID is set once the key has been rotated; the key keeps
 	// working until GraceExpiresAt.
@@ -72,19 +88,21 @@ const (
 	StatusRotated  Status = "rotated"  // replaced, grace period over
 	StatusExpired  Status = "expired"
 	StatusRevoked  Status = "revoked"
+	StatusDisabled Status = "disabled" // disabled, and neither revoked, expired nor rotated
 )
 
 // ParseStatus returns the status named s, or false.
 func ParseStatus(s string) (Status, bool) {
 	switch st := Status(s); st {
-	case StatusActive, StatusRotating, StatusRotated, StatusExpired, StatusRevoked:
+	case StatusActive, StatusRotating, StatusRotated, StatusExpired, StatusRevoked, StatusDisabled:
 		return st, true
 	}
 	return "", false
 }
 
 // Status returns the key's state at now. Revocation wins over everything,
-// then expiry, then rotation.
+// then expiry, then the end of rotation, then disabling (SPEC §9), then a
+// rotation in progress.
 func (k *Key) Status(now time.Time) Status {
 	switch {
 	case !k.RevokedAt.IsZero():
@@ -93,6 +111,8 @@ func (k *Key) Status(now time.Time) Status {
 		return StatusExpired
 	case k.ReplacedByKeyID != "" && !now.Before(k.GraceExpiresAt):
 		return StatusRotated
+	case !k.DisabledAt.IsZero():
+		return StatusDisabled
 	case k.ReplacedByKeyID != "":
 		return StatusRotating
 	}
@@ -120,11 +140,22 @@ func (k *Key) Record() Record {
 		Replaced:       k.ReplacedByKeyID != "",
 		GraceExpiresAt: k.GraceExpiresAt,
 		Version:        k.Version,
+		OwnerID:        k.OwnerID,
+		Meta:           string(k.Meta),
+		Allowlist:      k.IPAllowlist,
+		Disabled:       !k.DisabledAt.IsZero(),
 		Subject:        k.Subject(),
 		RateLimits:     k.RateLimits,
 		HasCredits:     k.HasCredits,
-		OwnerID:        k.OwnerID,
 	}
+}
+
+// SourceOrIssued is the key's Source, SourceIssued when unset.
+func (k *Key) SourceOrIssued() Source {
+	if k.Source == "" {
+		return SourceIssued
+	}
+	return k.Source
 }
 
 // Clone returns a deep copy of k, so that a caller may change it without
@@ -134,6 +165,12 @@ func (k *Key) Clone() *Key {
 	c.Scopes = append([]string(nil), k.Scopes...)
 	if k.WebhookSecretSealed != nil {
 		c.WebhookSecretSealed = append([]byte(nil), k.WebhookSecretSealed...)
+	}
+	if k.Meta != nil {
+		c.Meta = append([]byte(nil), k.Meta...)
+	}
+	if k.IPAllowlist != nil {
+		c.IPAllowlist = slices.Clone(k.IPAllowlist)
 	}
 	if k.RateLimits != nil {
 		c.RateLimits = slices.Clone(k.RateLimits)
@@ -195,7 +232,11 @@ type KeyInput struct {
 	RotationIntervalDays *int
 	RotationWebhookURL   *string
 	OwnerID              *string
-	RateLimits           []RateLimit
+	// Meta is the raw JSON given; nil or JSON null for none.
+	Meta json.RawMessage
+	// IPAllowlist is nil for any address.
+	IPAllowlist *[]string
+	RateLimits  []RateLimit
 	// Credits is the key's starting balance; nil means unlimited. The
 	// service puts it in the usage store with the key.
 	Credits *Credits
@@ -243,6 +284,11 @@ func (in *KeyInput) NewKey(now time.Time, env string) (*Key, []FieldError) {
 		bad.ownerID("owner_id", *in.OwnerID)
 		k.OwnerID = *in.OwnerID
 	}
+	k.Meta = bad.meta("meta", in.Meta)
+	if in.IPAllowlist != nil {
+		k.IPAllowlist = bad.allowlist("ip_allowlist", *in.IPAllowlist)
+	}
+	k.Source = SourceIssued
 	bad = append(bad, ValidateRateLimits("ratelimits", in.RateLimits)...)
 	bad = append(bad, in.Credits.Validate("credits")...)
 	k.RateLimits, k.HasCredits = in.RateLimits, in.Credits != nil
@@ -254,6 +300,34 @@ func (p *problems) ownerID(field, s string) {
 	if !ValidOwnerID(s) {
 		p.add(field, "must be 1–255 characters of A-Z, a-z, 0-9, _ . : @ -")
 	}
+}
+
+// meta records an error unless raw is a JSON object fit to be meta, and
+// returns its compact form; nil for none (absent or JSON null).
+func (p *problems) meta(field string, raw json.RawMessage) []byte {
+	if len(raw) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return nil
+	}
+	m, err := CompactMeta(raw)
+	if err != nil {
+		p.add(field, err.Error())
+	}
+	return m
+}
+
+// allowlist records the errors of entries, naming each bad one
+// (ip_allowlist[3]), and returns the list they make.
+func (p *problems) allowlist(field string, entries []string) Allowlist {
+	l, bad, err := ParseAllowlist(entries)
+	if err != nil {
+		p.add(field, err.Error())
+	}
+	for i := range entries {
+		if msg, ok := bad[i]; ok {
+			p.add(field+"["+strconv.Itoa(i)+"]", msg)
+		}
+	}
+	return l
 }
 
 // Day is the unit of the key's day counts.
@@ -271,6 +345,10 @@ type KeyPatch struct {
 	NextRotationAt Optional[time.Time]
 	// OwnerID: null removes the owner.
 	OwnerID Optional[string]
+	// Meta replaces the meta whole; null clears it. Check compacts it.
+	Meta Optional[json.RawMessage]
+	// IPAllowlist replaces the list; null allows every address.
+	IPAllowlist Optional[[]string]
 	// RateLimits replaces the key's limits; null removes them.
 	RateLimits Optional[[]RateLimit]
 	// Credits redefines the key's balance (the service puts it in the
@@ -305,6 +383,12 @@ func (p *KeyPatch) Check(now time.Time) []FieldError {
 	if p.OwnerID.Valid() {
 		bad.ownerID("owner_id", p.OwnerID.Value)
 	}
+	if p.Meta.Valid() {
+		p.Meta.Value = bad.meta("meta", p.Meta.Value)
+	}
+	if p.IPAllowlist.Valid() {
+		bad.allowlist("ip_allowlist", p.IPAllowlist.Value)
+	}
 	if p.RateLimits.Valid() {
 		if p.RateLimits.Value == nil {
 			p.RateLimits.Value = []RateLimit{}
@@ -334,6 +418,16 @@ func (p *KeyPatch) Apply(k *Key, now time.Time) []FieldError {
 	}
 	if p.OwnerID.Set {
 		k.OwnerID = value(p.OwnerID)
+	}
+	if p.Meta.Set {
+		k.Meta = value(p.Meta)
+	}
+	if p.IPAllowlist.Set {
+		var discard problems // Check reported them
+		k.IPAllowlist = nil
+		if p.IPAllowlist.Valid() {
+			k.IPAllowlist = discard.allowlist("ip_allowlist", p.IPAllowlist.Value)
+		}
 	}
 	if p.RotationIntervalDays.Set {
 		k.RotationIntervalDays = value(p.RotationIntervalDays)
@@ -393,6 +487,20 @@ var auditFields = []struct {
 	{"next_rotation_at", func(k *Key) any { return orNil(k.NextRotationAt) }},
 	{"rotation_webhook_url", func(k *Key) any { return orNil(k.RotationWebhookURL) }},
 	{"owner_id", func(k *Key) any { return orNil(k.OwnerID) }},
+	{"meta", func(k *Key) any {
+		if k.Meta == nil {
+			return nil
+		}
+		return json.RawMessage(k.Meta)
+	}},
+	{"ip_allowlist", func(k *Key) any {
+		if k.IPAllowlist == nil {
+			return nil
+		}
+		return k.IPAllowlist.Strings()
+	}},
+	{"disabled_at", func(k *Key) any { return orNil(k.DisabledAt) }},
+	{"disabled_reason", func(k *Key) any { return orNil(k.DisabledReason) }},
 	{"ratelimits", func(k *Key) any {
 		if k.RateLimits == nil {
 			return nil
@@ -444,6 +552,9 @@ func equalValue(a, b any) bool {
 	case time.Time:
 		b, ok := b.(time.Time)
 		return ok && a.Equal(b)
+	case json.RawMessage:
+		b, ok := b.(json.RawMessage)
+		return ok && bytes.Equal(a, b)
 	case []RateLimit:
 		b, ok := b.([]RateLimit)
 		return ok && slices.Equal(a, b)

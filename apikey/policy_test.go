@@ -1,6 +1,7 @@
 package apikey
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -88,16 +89,21 @@ func TestKeyStatusAndCheck(t *testing.T) {
 		{"rotating", Key{ReplacedByKeyID: "key_n", GraceExpiresAt: future}, StatusRotating, CodeValid},
 		{"rotatedAtGraceEnd", Key{ReplacedByKeyID: "key_n", GraceExpiresAt: now}, StatusRotated, CodeRotated},
 		{"rotatingButExpired", Key{ReplacedByKeyID: "key_n", GraceExpiresAt: future, ExpiresAt: past}, StatusExpired, CodeExpired},
+		{"disabled", Key{DisabledAt: past}, StatusDisabled, CodeDisabled},
+		{"disabledAndRevoked", Key{DisabledAt: past, RevokedAt: past}, StatusRevoked, CodeRevoked},
+		{"disabledAndExpired", Key{DisabledAt: past, ExpiresAt: past}, StatusExpired, CodeExpired},
+		{"disabledAndRotated", Key{DisabledAt: past, ReplacedByKeyID: "key_n", GraceExpiresAt: now}, StatusRotated, CodeRotated},
+		{"disabledWhileRotating", Key{DisabledAt: past, ReplacedByKeyID: "key_n", GraceExpiresAt: future}, StatusDisabled, CodeDisabled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.key.Status(now); got != tc.status {
 				t.Errorf("Status = %s, want %s", got, tc.status)
 			}
 			r := tc.key.Record()
-			if got := r.Check(now, nil, ""); got != tc.code {
+			if got := r.Check(now, nil, "", netip.Addr{}); got != tc.code {
 				t.Errorf("Check = %s, want %s", got, tc.code)
 			}
-			if got := r.Usable(now); got != (tc.code == CodeValid) {
+			if got := r.Usable(now, netip.Addr{}); got != (tc.code == CodeValid) {
 				t.Errorf("Usable = %v", got)
 			}
 		})
@@ -114,12 +120,12 @@ func TestKeyStatusAndCheck(t *testing.T) {
 		{[]string{"read:x"}, "dev", CodeEnvironmentMismatch},
 		{[]string{"write:x"}, "dev", CodeEnvironmentMismatch},
 	} {
-		if got := r.Check(now, tc.want, tc.env); got != tc.code {
+		if got := r.Check(now, tc.want, tc.env, netip.Addr{}); got != tc.code {
 			t.Errorf("Check(%v, %q) = %s, want %s", tc.want, tc.env, got, tc.code)
 		}
 	}
 	unbound := Record{}
-	if got := unbound.Check(now, nil, "prod"); got != CodeEnvironmentMismatch {
+	if got := unbound.Check(now, nil, "prod", netip.Addr{}); got != CodeEnvironmentMismatch {
 		t.Errorf("unbound key for env prod: %s", got)
 	}
 }
@@ -143,5 +149,74 @@ func TestNewID(t *testing.T) {
 		if ValidID(IDKindKey, bad) {
 			t.Errorf("ValidID(%q) = true", bad)
 		}
+	}
+}
+
+// TestCheckOrder checks the order of SPEC §9's verdicts: of several that
+// apply, the first in the list wins; and that a key with an allowlist
+// refuses an absent or outside address, as verdict and as a bearer.
+func TestCheckOrder(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	past := now.Add(-time.Hour)
+	list, _, err := ParseAllowlist([]string{"10.0.0.0/8", "2001:db8::/32"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, out, in6, mapped := netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("192.0.2.1"),
+		netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("::ffff:10.9.9.9")
+	// full is a key that every check after MALFORMED/NOT_FOUND refuses.
+	full := func() Record {
+		return Record{RevokedAt: past, ExpiresAt: past, Replaced: true, GraceExpiresAt: past, Disabled: true,
+			EnvironmentID: "prod", Allowlist: list, Scopes: []string{"read"}}
+	}
+	steps := []struct {
+		code  VerifyCode
+		clear func(r *Record) // makes the check stop applying
+	}{
+		{CodeRevoked, func(r *Record) { r.RevokedAt = time.Time{} }},
+		{CodeExpired, func(r *Record) { r.ExpiresAt = time.Time{} }},
+		{CodeRotated, func(r *Record) { r.Replaced = false }},
+		{CodeDisabled, func(r *Record) { r.Disabled = false }},
+		{CodeEnvironmentMismatch, func(r *Record) { r.EnvironmentID = "dev" }},
+		{CodeIPNotAllowed, func(r *Record) { r.Allowlist = nil }},
+		{CodeInsufficientScope, func(r *Record) { r.Scopes = []string{"write"} }},
+		{CodeValid, nil},
+	}
+	r := full()
+	for _, st := range steps {
+		if got := r.Check(now, []string{"write"}, "dev", out); got != st.code {
+			t.Fatalf("Check = %s, want %s", got, st.code)
+		}
+		if st.clear != nil {
+			st.clear(&r)
+		}
+	}
+	fenced := Record{Allowlist: list}
+	for _, tc := range []struct {
+		name string
+		from netip.Addr
+		want VerifyCode
+	}{
+		{"IPv4Inside", in, CodeValid},
+		{"IPv4Outside", out, CodeIPNotAllowed},
+		{"IPv6Inside", in6, CodeValid},
+		{"IPv6Outside", netip.MustParseAddr("2001:db9::1"), CodeIPNotAllowed},
+		{"MappedIPv4Inside", mapped, CodeValid},
+		{"Absent", netip.Addr{}, CodeIPNotAllowed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := fenced.Check(now, nil, "", tc.from); got != tc.want {
+				t.Errorf("Check = %s, want %s", got, tc.want)
+			}
+			if got := fenced.Usable(now, tc.from); got != (tc.want == CodeValid) {
+				t.Errorf("Usable = %v", got)
+			}
+		})
+	}
+	if (&Record{Disabled: true}).Usable(now, in) {
+		t.Error("a disabled key is usable as a bearer")
+	}
+	if CodeIPNotAllowed.RecordsUse() || !CodeDisabled.RecordsUse() {
+		t.Error("RecordsUse")
 	}
 }

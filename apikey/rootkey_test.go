@@ -1,6 +1,7 @@
 package apikey
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -143,7 +144,7 @@ func TestRootKeyRecord(t *testing.T) {
 	now := time.Now()
 	// A root key is no customer's key: verify never finds it valid, and no
 	// one sees it as a key of theirs.
-	if got := r.Check(now, nil, ""); got != CodeNotFound {
+	if got := r.Check(now, nil, "", netip.Addr{}); got != CodeNotFound {
 		t.Errorf("Check of a root record = %s, want NOT_FOUND", got)
 	}
 	for _, p := range []Principal{AdminPrincipal, rk.Principal(), {ProjectID: "p1", Scopes: []string{"*"}}} {
@@ -151,7 +152,7 @@ func TestRootKeyRecord(t *testing.T) {
 			t.Errorf("%+v sees the record of a root key", p)
 		}
 	}
-	if !r.Usable(now) {
+	if !r.Usable(now, netip.Addr{}) {
 		t.Error("an active root key is not usable")
 	}
 	p := r.Principal()

@@ -99,9 +99,10 @@ type Tx interface {
 	InsertKey(ctx context.Context, k *Key) error
 	// UpdateKey writes every mutable field of k — name, scopes, expires_at,
 	// updated_at, revoked_at, replaced_by_key_id, grace_expires_at,
-	// replaces_key_id, the rotation settings and the sealed webhook secret —
+	// replaces_key_id, the rotation settings, the sealed webhook secret,
+	// owner_id, meta, ip_allowlist, disabling and the revocation reason —
 	// and increments k.Version. ID, project, environment, prefix, hash,
-	// created_at and last_used_at never change.
+	// source, created_at and last_used_at never change.
 	// ENOTFOUND if the key does not exist; ECONFLICT if its stored version is
 	// not k.Version (the key changed since it was read).
 	UpdateKey(ctx context.Context, k *Key) error
@@ -113,8 +114,8 @@ type Tx interface {
 	// all of these hold:
 	//   - next_rotation_at is set and not after now;
 	//   - rotation_interval_days is set and rotation_webhook_url is not empty;
-	//   - it is not revoked, not replaced (replaced_by_key_id unset) and not
-	//     expired at now (expires_at unset or after now);
+	//   - it is not revoked, not replaced (replaced_by_key_id unset), not
+	//     disabled and not expired at now (expires_at unset or after now);
 	//   - no pending delivery has it as KeyID.
 	// Keys come oldest due first: next_rotation_at, then ID, ascending; the
 	// limit bounds the batch so that one claim stays short.

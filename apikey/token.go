@@ -92,6 +92,21 @@ func keyFromRandom(prefix string, random [32]byte) Secret {
 // whatever its prefix (keys outlive a change of APIKEYD_KEY_PREFIX). It does
 // no lookup.
 func ParseKey(s string) bool {
+	if !OwnFormat(s) {
+		return false
+	}
+	want, ok := decodeBase62Uint32(s[len(s)-checksumLen:])
+	if !ok {
+		return false
+	}
+	return crc32.ChecksumIEEE(stringBytes(s[:len(s)-checksumLen])) == want
+}
+
+// OwnFormat reports whether s has the shape of a key apikeyd issues — a
+// valid prefix, "_", then 49 base62 characters — whether or not its
+// checksum holds. A string of that shape whose checksum fails is a
+// mistyped key of ours, never an imported one (SPEC §9).
+func OwnFormat(s string) bool {
 	if len(s) > MaxPresentedKeyBytes || len(s) < 2+bodyLen {
 		return false
 	}
@@ -104,11 +119,7 @@ func ParseKey(s string) bool {
 			return false
 		}
 	}
-	want, ok := decodeBase62Uint32(s[len(s)-checksumLen:])
-	if !ok {
-		return false
-	}
-	return crc32.ChecksumIEEE(stringBytes(s[:len(s)-checksumLen])) == want
+	return true
 }
 
 func isBase62(c byte) bool {

@@ -1,6 +1,9 @@
 package apikey
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // VerifyCode is the verdict on a presented key.
 type VerifyCode string
@@ -15,6 +18,8 @@ const (
 	CodeRotated             VerifyCode = "ROTATED"
 	CodeInsufficientScope   VerifyCode = "INSUFFICIENT_SCOPE"
 	CodeEnvironmentMismatch VerifyCode = "ENVIRONMENT_MISMATCH"
+	CodeDisabled            VerifyCode = "DISABLED"
+	CodeIPNotAllowed        VerifyCode = "IP_NOT_ALLOWED"
 	CodeRateLimited         VerifyCode = "RATE_LIMITED"
 	CodeUsageExceeded       VerifyCode = "USAGE_EXCEEDED"
 )
@@ -27,8 +32,15 @@ const (
 var VerifyCodes = [...]VerifyCode{
 	CodeValid, CodeMalformed, CodeNotFound, CodeExpired, CodeRevoked,
 	CodeRotated, CodeInsufficientScope, CodeEnvironmentMismatch,
+	CodeDisabled, CodeIPNotAllowed,
 	CodeRateLimited, CodeUsageExceeded,
 }
+
+// RecordsUse reports whether a verification with this verdict on a known
+// key records the key's last use. A presenter outside the key's allowlist
+// is not its holder using it (SPEC §9), so IP_NOT_ALLOWED touches nothing;
+// every other verdict of a known key is a use of the key, as before.
+func (c VerifyCode) RecordsUse() bool { return c != CodeIPNotAllowed }
 
 // Record is the part of a key a verification needs. Records are immutable
 // values: a change to a key produces a new record with a higher Version.
@@ -48,19 +60,27 @@ type Record struct {
 	// ProjectID and EnvironmentID are empty. Check never finds it valid.
 	Root       bool
 	ProjectIDs []string
+
+	// OwnerID and Meta (compact JSON, empty for none) are shown by verify.
+	OwnerID string
+	Meta    string
+	// Allowlist is where the key may be used from; nil for anywhere.
+	Allowlist Allowlist
+	Disabled  bool
 	// Subject, RateLimits and HasCredits are the key's usage control
 	// (Key.Subject): what a VALID verdict must still be admitted by.
 	Subject    string
 	RateLimits []RateLimit
 	HasCredits bool
 	// OwnerID is the key's owner: its allowance (Owner) is drawn on too.
-	OwnerID string
 }
 
 // Check decides the verdict on the key at now, for a caller that needs every
 // scope in want and, if environment is not empty, a key bound to exactly that
-// environment. A key bound to no environment does not match a named one.
-func (r *Record) Check(now time.Time, want []string, environment string) VerifyCode {
+// environment, presented from the address from (the zero Addr when unknown).
+// A key bound to no environment does not match a named one. It is the one
+// place that orders the codes (SPEC §9): the first that applies wins.
+func (r *Record) Check(now time.Time, want []string, environment string, from netip.Addr) VerifyCode {
 	switch {
 	case r.Root:
 		return CodeNotFound
@@ -70,20 +90,26 @@ func (r *Record) Check(now time.Time, want []string, environment string) VerifyC
 		return CodeExpired
 	case r.Replaced && !now.Before(r.GraceExpiresAt):
 		return CodeRotated
+	case r.Disabled:
+		return CodeDisabled
 	case environment != "" && environment != r.EnvironmentID:
 		return CodeEnvironmentMismatch
+	case !r.Allowlist.Allows(from):
+		return CodeIPNotAllowed
 	case !ScopesCover(r.Scopes, want):
 		return CodeInsufficientScope
 	}
 	return CodeValid
 }
 
-// Usable reports whether the key may authenticate at now: not revoked, not
-// expired and not past the end of its grace period.
-func (r *Record) Usable(now time.Time) bool {
+// Usable reports whether the key may authenticate at now from the address
+// from: not revoked, not expired, not past the end of its grace period, not
+// disabled, and from inside its allowlist.
+func (r *Record) Usable(now time.Time, from netip.Addr) bool {
 	return r.RevokedAt.IsZero() &&
 		(r.ExpiresAt.IsZero() || now.Before(r.ExpiresAt)) &&
-		(!r.Replaced || now.Before(r.GraceExpiresAt))
+		(!r.Replaced || now.Before(r.GraceExpiresAt)) &&
+		!r.Disabled && r.Allowlist.Allows(from)
 }
 
 // Final reports whether the key can never be usable again, whatever is done

@@ -5,7 +5,7 @@
 -- "valid":true counts as wrong.
 --
 -- By default each request is POST /v1/api-keys/verify with the verifier as
--- bearer and the key in the body. With MODE=bearer it is GET /orders with
+-- bearer and the key in the body (and client_ip, with CLIENT_IP). With MODE=bearer it is GET /orders with
 -- the key itself as bearer, as callers of an API protected by guard send
 -- it (bench/noop -guard answers "valid":true once the guard let it in).
 local threads = {}
@@ -19,12 +19,18 @@ function init(args)
   local bearer = f:read("*l")
   local headers = {["Authorization"] = "Bearer " .. bearer, ["Content-Type"] = "application/json"}
   local asBearer = os.getenv("MODE") == "bearer"
+  -- CLIENT_IP, when set, is sent as verify's client_ip (keys seeded with an
+  -- allowlist: scripts/bench-verify ALLOW_IP).
+  clientIP = os.getenv("CLIENT_IP")
   reqs = {}
   for key in f:lines() do
     if asBearer then
       table.insert(reqs, wrk.format("GET", "/orders", {["Authorization"] = "Bearer " .. key}, nil))
     else
       local body = '{"key":"' .. key .. '","scopes":["orders:read"],"environment_id":"prod"}'
+      if clientIP then
+        body = '{"key":"' .. key .. '","scopes":["orders:read"],"environment_id":"prod","client_ip":"' .. clientIP .. '"}'
+      end
       table.insert(reqs, wrk.format("POST", "/v1/api-keys/verify", headers, body))
     end
   end

@@ -63,7 +63,8 @@ scripts.`,
 		RunE:                       unknownSubcommand,
 	}
 	k.connectionFlags(cmd)
-	cmd.AddCommand(k.list(), k.get(), k.create(), k.update(), k.rotate(), k.revoke(), k.verify(), k.expiring(), k.audit(), k.credits())
+	cmd.AddCommand(k.list(), k.get(), k.create(), k.update(), k.rotate(), k.revoke(), k.verify(), k.expiring(), k.audit(),
+		k.disable(), k.enable(), k.importKeys(), k.credits())
 	return cmd
 }
 
@@ -181,6 +182,7 @@ func (k *keysCmd) list() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&p.ProjectID, "project", "", "project whose keys to list")
 	cmd.Flags().StringVar(&p.EnvironmentID, "environment", "", "only keys of this environment")
+	cmd.Flags().StringVar(&p.OwnerID, "owner", "", "only keys of this owner")
 	cmd.Flags().StringVar((*string)(&p.Status), "status", "", "only keys in this state: "+strings.Join(statuses, ", "))
 	cmd.Flags().IntVar(&max, "limit", 0, "show at most this many keys (0: all)")
 	cmd.Flags().IntVar(&p.Limit, "page-size", 0, "keys fetched per request (1-1000; 0: the server's default)")
@@ -274,6 +276,10 @@ func (k *keysCmd) create() *cobra.Command {
 	f.StringVar(&expiresAt, "expires-at", "", "expiry instant, RFC 3339 (e.g. 2030-01-01T00:00:00Z)")
 	f.IntVar(&p.RotationIntervalDays, "rotation-interval-days", 0, "rotate automatically every this many days (needs --rotation-webhook-url)")
 	f.StringVar(&p.RotationWebhookURL, "rotation-webhook-url", "", "https URL that receives rotated keys")
+	f.StringVar(&p.OwnerID, "owner", "", "the user, team or service account the key belongs to")
+	var meta string
+	f.StringVar(&meta, "meta", "", "JSON object every verifier sees, or @file.json")
+	f.StringArrayVar(&p.IPAllowlist, "allow-ip", nil, "address or CIDR the key may be used from (repeat)")
 	var limits []string
 	credits := int64(-1)
 	f.StringArrayVar(&limits, "ratelimit", nil, "rate limit NAME:LIMIT:DURATION_MS, e.g. per_minute:100:60000 (repeat for several)")
@@ -281,6 +287,13 @@ func (k *keysCmd) create() *cobra.Command {
 	requireFlags(cmd, "project", "name")
 	cmd.MarkFlagsMutuallyExclusive("expires-in-days", "expires-at")
 	cmd.RunE = k.run(func(ctx context.Context, c *client.Client, _ []string) error {
+		if meta != "" {
+			m, err := readMeta(meta)
+			if err != nil {
+				return err
+			}
+			p.Meta = m
+		}
 		if expiresAt != "" {
 			t, err := parseTime("expires-at", expiresAt)
 			if err != nil {
@@ -355,6 +368,7 @@ func (k *keysCmd) rotate() *cobra.Command {
 }
 
 func (k *keysCmd) revoke() *cobra.Command {
+	var reason string
 	cmd := &cobra.Command{
 		Use:               "revoke KEY_ID",
 		Aliases:           []string{"rm"},
@@ -363,8 +377,9 @@ func (k *keysCmd) revoke() *cobra.Command {
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why: unspecified, key_compromise, superseded, privilege_withdrawn or cessation_of_operation")
 	cmd.RunE = k.run(func(ctx context.Context, c *client.Client, args []string) error {
-		if err := c.RevokeKey(ctx, args[0]); err != nil {
+		if err := c.RevokeKeyFor(ctx, args[0], reason); err != nil {
 			return err
 		}
 		out := struct {
@@ -395,6 +410,7 @@ why), 1 when the server could not be asked, 2 for a usage error.`,
 	}
 	cmd.Flags().StringSliceVar(&p.Scopes, "scope", nil, "scope the key must hold (repeat, or comma-separate)")
 	cmd.Flags().StringVar(&p.EnvironmentID, "environment", "", "environment the key must be bound to")
+	cmd.Flags().StringVar(&p.ClientIP, "client-ip", "", "address the key was presented from (for keys with an allowlist)")
 	var cost int64
 	cmd.Flags().Int64Var(&cost, "cost", 1, "credits a VALID verify spends (0: check without spending)")
 	cmd.RunE = k.run(func(ctx context.Context, c *client.Client, args []string) error {

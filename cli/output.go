@@ -72,6 +72,17 @@ func keyFields(t *table, k *client.Key) {
 	t.row("rotation_interval_days", interval)
 	t.row("next_rotation_at", timeOrDash(k.NextRotationAt))
 	t.row("rotation_webhook_url", stringOrDash(k.RotationWebhookURL))
+	t.row("owner_id", stringOrDash(k.OwnerID))
+	meta := "-"
+	if k.Meta != nil {
+		meta = string(k.Meta)
+	}
+	t.row("meta", meta)
+	t.row("ip_allowlist", scopeList(k.IPAllowlist))
+	t.row("disabled_at", timeOrDash(k.DisabledAt))
+	t.row("disabled_reason", stringOrDash(k.DisabledReason))
+	t.row("revocation_reason", stringOrDash(k.RevocationReason))
+	t.row("source", k.Source)
 	limits := "-"
 	if len(k.RateLimits) > 0 {
 		var ls []string

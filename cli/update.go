@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -42,6 +43,9 @@ func (k *keysCmd) update() *cobra.Command {
 		interval                               int
 		noExpiry, noRotation, noWebhook        bool
 		noScopes                               bool
+		owner, meta                            string
+		allowIPs                               []string
+		noOwner, noMeta, noAllowlist           bool
 	)
 	cmd := &cobra.Command{
 		Use:   "update KEY_ID [flags]",
@@ -70,6 +74,15 @@ escalation); a revoked or replaced key cannot be changed.`,
 	f.StringVar(&webhook, "rotation-webhook-url", "", "https URL that receives rotated keys")
 	f.BoolVar(&noWebhook, "no-rotation-webhook-url", false, "remove the webhook URL (only without scheduled rotation)")
 	f.StringVar(&nextRotation, "next-rotation-at", "", "move the next scheduled rotation to this RFC 3339 instant (e.g. now: "+rfc3339Example+")")
+	f.StringVar(&owner, "owner", "", "the user, team or service account the key belongs to")
+	f.BoolVar(&noOwner, "no-owner", false, "remove the owner")
+	f.StringVar(&meta, "meta", "", "JSON object replacing the meta whole, or @file.json")
+	f.BoolVar(&noMeta, "no-meta", false, "remove the meta")
+	f.StringArrayVar(&allowIPs, "allow-ip", nil, "address or CIDR the key may be used from, replacing the list (repeat)")
+	f.BoolVar(&noAllowlist, "no-allowlist", false, "allow the key from any address")
+	cmd.MarkFlagsMutuallyExclusive("owner", "no-owner")
+	cmd.MarkFlagsMutuallyExclusive("meta", "no-meta")
+	cmd.MarkFlagsMutuallyExclusive("allow-ip", "no-allowlist")
 	cmd.MarkFlagsMutuallyExclusive("scope", "no-scopes")
 	cmd.MarkFlagsMutuallyExclusive("expires-at", "no-expiry")
 	cmd.MarkFlagsMutuallyExclusive("rotation-interval-days", "no-rotation")
@@ -116,8 +129,30 @@ escalation); a revoked or replaced key cannot be changed.`,
 			}
 			p.NextRotationAt = client.Value(t)
 		}
+		switch {
+		case changed("owner"):
+			p.OwnerID = client.Value(owner)
+		case noOwner:
+			p.OwnerID = client.Null[string]()
+		}
+		switch {
+		case changed("meta"):
+			m, err := readMeta(meta)
+			if err != nil {
+				return err
+			}
+			p.Meta = client.Value(m)
+		case noMeta:
+			p.Meta = client.Null[json.RawMessage]()
+		}
+		switch {
+		case changed("allow-ip"):
+			p.IPAllowlist = client.Value(allowIPs)
+		case noAllowlist:
+			p.IPAllowlist = client.Null[[]string]()
+		}
 		if p.Name.IsZero() && p.Scopes.IsZero() && p.ExpiresAt.IsZero() && p.RotationIntervalDays.IsZero() &&
-			p.RotationWebhookURL.IsZero() && p.NextRotationAt.IsZero() {
+			p.RotationWebhookURL.IsZero() && p.NextRotationAt.IsZero() && p.OwnerID.IsZero() && p.Meta.IsZero() && p.IPAllowlist.IsZero() {
 			return usageError{errors.New("nothing to change: give at least one of the flags (see --help)")}
 		}
 		updated, err := c.UpdateKey(ctx, args[0], p)
@@ -135,6 +170,7 @@ escalation); a revoked or replaced key cannot be changed.`,
 }
 
 var auditActions = []string{"api_key.created", "api_key.updated", "api_key.revoked", "api_key.rotated", "api_key.rotation_failed",
+	"api_key.disabled", "api_key.enabled", "api_key.imported",
 	"root_key.created", "root_key.updated", "root_key.revoked", "root_key.rotated"}
 
 func (k *keysCmd) audit() *cobra.Command {

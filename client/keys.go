@@ -54,11 +54,54 @@ func (c *Client) UpdateKey(ctx context.Context, id string, p UpdateParams) (*Upd
 // RevokeKey revokes a key at once, ending any grace period. Revoking a
 // revoked key succeeds. Needs api-keys:write.
 func (c *Client) RevokeKey(ctx context.Context, id string) error {
+	return c.RevokeKeyFor(ctx, id, "")
+}
+
+// RevokeKeyFor is RevokeKey for a reason: unspecified (also ""),
+// key_compromise, superseded, privilege_withdrawn or
+// cessation_of_operation. A repeated revoke keeps the first reason.
+func (c *Client) RevokeKeyFor(ctx context.Context, id, reason string) error {
 	if id == "" {
 		return errNoID
 	}
-	_, err := c.do(ctx, http.MethodDelete, c.endpoint(keyPath(id), nil), nil, nil)
+	var q url.Values
+	if reason != "" {
+		q = url.Values{"reason": {reason}}
+	}
+	_, err := c.do(ctx, http.MethodDelete, c.endpoint(keyPath(id), q), nil, nil)
 	return err
+}
+
+// DisableKey pauses a key until EnableKey: it verifies as CodeDisabled and
+// cannot be used as a bearer or rotated. reason (optional, at most 255
+// characters) is shown as DisabledReason. Idempotent; a revoked key is a
+// conflict. Needs api-keys:write.
+func (c *Client) DisableKey(ctx context.Context, id, reason string) (*Key, error) {
+	if id == "" {
+		return nil, errNoID
+	}
+	var body any
+	if reason != "" {
+		body = map[string]string{"reason": reason}
+	}
+	var out Key
+	if _, err := c.do(ctx, http.MethodPost, c.endpoint(keyPath(id)+"/disable", nil), body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// EnableKey undoes DisableKey. Idempotent; a revoked key is a conflict.
+// Needs api-keys:write.
+func (c *Client) EnableKey(ctx context.Context, id string) (*Key, error) {
+	if id == "" {
+		return nil, errNoID
+	}
+	var out Key
+	if _, err := c.do(ctx, http.MethodPost, c.endpoint(keyPath(id)+"/enable", nil), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // RotateKey issues a replacement of a key; the old key keeps working for
@@ -246,4 +289,17 @@ func (p AuditParams) query() url.Values {
 	addInt(q, "limit", p.Limit)
 	addString(q, "cursor", p.Cursor)
 	return q
+}
+
+// ImportKeys stores existing keys — by plaintext or by hash — all or none:
+// an invalid item is an *Error naming it (keys[3].hash), a key that exists
+// already or comes twice a conflict naming it. Needs api-keys:write.
+func (c *Client) ImportKeys(ctx context.Context, p ImportParams) ([]Key, error) {
+	var out struct {
+		Keys []Key `json:"keys"`
+	}
+	if _, err := c.do(ctx, http.MethodPost, c.endpoint("/v1/api-keys/import", nil), p, &out); err != nil {
+		return nil, err
+	}
+	return out.Keys, nil
 }

@@ -16,6 +16,7 @@ const (
 	StatusRotated  Status = "rotated"  // replaced, grace period over
 	StatusExpired  Status = "expired"
 	StatusRevoked  Status = "revoked"
+	StatusDisabled Status = "disabled" // disabled, and neither revoked, expired nor rotated
 )
 
 // KeyCommon are the fields that a Key, a Rotated (of the new key) and a
@@ -25,6 +26,15 @@ type KeyCommon struct {
 	Scopes []string `json:"scopes"`
 	// ExpiresAt is nil for a key that does not expire.
 	ExpiresAt *time.Time `json:"expires_at"`
+}
+
+// Ownership are the fields that a Key and a Verdict (of a known key) both
+// have: whose the key is, and your data about it.
+type Ownership struct {
+	// OwnerID is the user, team or service account the key belongs to.
+	OwnerID *string `json:"owner_id"`
+	// Meta is your data about the key (a JSON object), nil for none.
+	Meta json.RawMessage `json:"meta"`
 }
 
 // Key is an API key as the server shows it. Pointer fields are nil when the
@@ -43,9 +53,17 @@ type Key struct {
 	RotationIntervalDays *int       `json:"rotation_interval_days"`
 	NextRotationAt       *time.Time `json:"next_rotation_at"`
 	RotationWebhookURL   *string    `json:"rotation_webhook_url"`
-	// OwnerID is the user, team or service account the key belongs to.
-	OwnerID *string `json:"owner_id"`
-	Status  Status  `json:"status"`
+	Ownership
+	// IPAllowlist lists where the key may be used from; nil for anywhere.
+	IPAllowlist []string `json:"ip_allowlist"`
+	// DisabledAt is set while the key is disabled (DisableKey).
+	DisabledAt     *time.Time `json:"disabled_at"`
+	DisabledReason *string    `json:"disabled_reason"`
+	// RevocationReason says why a revoked key was revoked.
+	RevocationReason *string `json:"revocation_reason"`
+	// Source is "issued" or "imported".
+	Source string `json:"source"`
+	Status Status `json:"status"`
 	// RateLimits is nil for a key without rate limits.
 	RateLimits []RateLimit `json:"ratelimits"`
 	// Credits is nil for a key with unlimited credits.
@@ -141,6 +159,8 @@ const (
 	CodeEnvironmentMismatch VerifyCode = "ENVIRONMENT_MISMATCH"
 	CodeRateLimited         VerifyCode = "RATE_LIMITED"
 	CodeUsageExceeded       VerifyCode = "USAGE_EXCEEDED"
+	CodeDisabled            VerifyCode = "DISABLED"
+	CodeIPNotAllowed        VerifyCode = "IP_NOT_ALLOWED"
 )
 
 // Verdict is the answer to Verify. The key's details are set for a key the
@@ -154,6 +174,7 @@ type Verdict struct {
 	EnvironmentID *string    `json:"environment_id"`
 	KeyCommon
 	GraceExpiresAt *time.Time `json:"grace_expires_at"`
+	Ownership
 	// RateLimits and Credits are set for a key with rate limits or
 	// credits that passed every other check (VALID, RATE_LIMITED,
 	// USAGE_EXCEEDED); Credits is nil when unlimited.
@@ -223,6 +244,11 @@ type CreateParams struct {
 	// OwnerID is the user, team or service account the key belongs to:
 	// 1–255 characters of A-Z a-z 0-9 _ . : @ -.
 	OwnerID string `json:"owner_id,omitempty"`
+	// Meta is a JSON object (at most 4096 bytes compact, 64 members) that
+	// every verifier of the key sees.
+	Meta json.RawMessage `json:"meta,omitempty"`
+	// IPAllowlist restricts the key to these addresses and CIDRs.
+	IPAllowlist []string `json:"ip_allowlist,omitempty"`
 	// RateLimits and Credits (nil: unlimited) control usage in verify.
 	RateLimits []RateLimit `json:"ratelimits,omitempty"`
 	Credits    *Credits    `json:"credits,omitempty"`
@@ -246,6 +272,10 @@ type UpdateParams struct {
 	NextRotationAt Field[time.Time] `json:"next_rotation_at,omitzero"`
 	// OwnerID: Null removes the owner.
 	OwnerID Field[string] `json:"owner_id,omitzero"`
+	// Meta replaces the meta whole; Null clears it.
+	Meta Field[json.RawMessage] `json:"meta,omitzero"`
+	// IPAllowlist replaces the allowlist; Null allows any address.
+	IPAllowlist Field[[]string] `json:"ip_allowlist,omitzero"`
 	// RateLimits: Null removes them.
 	RateLimits Field[[]RateLimit] `json:"ratelimits,omitzero"`
 	// Credits redefines the balance; Null makes credits unlimited.
@@ -295,6 +325,9 @@ type VerifyParams struct {
 	Scopes []string `json:"scopes,omitempty"`
 	// EnvironmentID, when set, is the environment the key must be bound to.
 	EnvironmentID string `json:"environment_id,omitempty"`
+	// ClientIP is the address the key was presented from; a key with an
+	// allowlist is CodeIPNotAllowed without it.
+	ClientIP string `json:"client_ip,omitempty"`
 	// Cost is what a VALID verify spends of the key's credits: nil for
 	// the default, 1; Cost(0) checks without spending.
 	Cost *int64 `json:"cost,omitempty"`
@@ -342,9 +375,31 @@ type AuditParams struct {
 	EnvironmentID string
 	KeyID         string
 	// Action is one of api_key.created, api_key.updated, api_key.revoked,
-	// api_key.rotated, api_key.rotation_failed, root_key.created,
+	// api_key.rotated, api_key.rotation_failed, api_key.disabled,
+	// api_key.enabled, api_key.imported, root_key.created,
 	// root_key.updated, root_key.revoked, root_key.rotated.
 	Action string
 	Limit  int
 	Cursor string
+}
+
+// ImportParams are keys to import into a project: 1–1000 of them.
+type ImportParams struct {
+	ProjectID string      `json:"project_id"`
+	Keys      []ImportKey `json:"keys"`
+}
+
+// ImportKey is one key to import: its plaintext (Key) or the hash of it
+// (Hash, "sha256:<64 lowercase hex>"), and the fields a new key has.
+type ImportKey struct {
+	Name          string          `json:"name"`
+	Key           string          `json:"key,omitempty"`
+	Hash          string          `json:"hash,omitempty"`
+	KeyPrefix     string          `json:"key_prefix,omitempty"`
+	Scopes        []string        `json:"scopes,omitempty"`
+	EnvironmentID string          `json:"environment_id,omitempty"`
+	ExpiresAt     time.Time       `json:"expires_at,omitzero"`
+	OwnerID       string          `json:"owner_id,omitempty"`
+	Meta          json.RawMessage `json:"meta,omitempty"`
+	IPAllowlist   []string        `json:"ip_allowlist,omitempty"`
 }

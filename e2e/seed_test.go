@@ -11,8 +11,10 @@ var keyFields = []string{
 	"id", "project_id", "name", "key_prefix", "scopes", "expires_at", "last_used_at", "created_at",
 	"revoked_at", "replaced_by_key_id", "grace_expires_at", "environment_id", "rotation_interval_days",
 	"next_rotation_at", "rotation_webhook_url", "status",
-	// SPEC Part II adds fields to the key object; the seed's stay as shown.
-	"owner_id", "ratelimits", "credits",
+	// SPEC §9 (issue 12) adds these to the key object.
+	"owner_id", "meta", "ip_allowlist", "disabled_at", "disabled_reason", "revocation_reason", "source",
+	// SPEC §10 (issue 13).
+	"ratelimits", "credits",
 }
 
 var rotateFields = []string{

@@ -49,7 +49,8 @@ func TestVerifyCodes(t *testing.T) {
 				t.Fatalf("verdict %v, want %s", v, tc.code)
 			}
 			if tc.known {
-				hasExactly(t, v, "valid", "code", "key_id", "project_id", "environment_id", "name", "scopes", "expires_at", "grace_expires_at")
+				hasExactly(t, v, "valid", "code", "key_id", "project_id", "environment_id", "name", "scopes", "expires_at", "grace_expires_at",
+					"owner_id", "meta") // SPEC §9 adds owner_id and meta
 				if v["project_id"] != "p1" {
 					t.Fatalf("project_id %v", v["project_id"])
 				}

@@ -3,6 +3,7 @@ package keycache_test
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,7 +17,8 @@ import (
 // built for.
 const benchKeys = 1_000_000
 
-var million struct {
+// fixture is a million-key index and a service over it.
+type fixture struct {
 	once  sync.Once
 	st    *store
 	cache *keycache.Cache
@@ -27,17 +29,28 @@ var million struct {
 	hashes []apikey.Hash
 }
 
+// million holds plain keys; richMillion keys that each carry an owner and
+// 200 bytes of meta (SPEC §9), which verify hands out.
+var million, richMillion fixture
+
 // keyLen is the length of an "sk" key.
 const keyLen = 52
 
-func plainKey(i int) string { return million.plain[i*keyLen : (i+1)*keyLen] }
+func (m *fixture) plainKey(i int) string { return m.plain[i*keyLen : (i+1)*keyLen] }
+
+func plainKey(i int) string { return million.plainKey(i) }
 
 // loadMillion builds, once per process, an index of a million keys in
 // three projects with a few scope sets, and a service over it.
-func loadMillion(b *testing.B) {
-	million.once.Do(func() {
+func loadMillion(b *testing.B) { million.load(b, false) }
+
+// loadRichMillion is loadMillion with an owner and 200 bytes of meta on
+// every key.
+func loadRichMillion(b *testing.B) { richMillion.load(b, true) }
+
+func (m *fixture) load(b *testing.B, rich bool) {
+	m.once.Do(func() {
 		start := time.Now()
-		m := &million
 		m.st = openStore(b) // empty: hits never reach it
 		m.cache = keycache.New(keycache.Options{Store: m.st})
 		plain := make([]byte, 0, benchKeys*keyLen)
@@ -54,6 +67,10 @@ func loadMillion(b *testing.B) {
 			k.Scopes = []string{"orders:read", "orders:write"}
 			k.ExpiresAt = time.Time{}
 			k.Version = 1
+			if rich {
+				k.OwnerID = fmt.Sprintf("user:%08d@tenant", i)
+				k.Meta = []byte(fmt.Sprintf(`{"customer":"cust-%08d","plan":"pro","pad":"%s"}`, i, strings.Repeat("x", 150)))
+			}
 			m.cache.Apply(k)
 			if len(s.Plaintext) != keyLen {
 				b.Fatalf("key of %d bytes", len(s.Plaintext))
@@ -170,6 +187,47 @@ func BenchmarkVerifyParallel(b *testing.B) {
 					i += 7919
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkVerifyRich is BenchmarkVerify over keys that each carry an
+// owner and 200 bytes of meta, which the record hands out with the verdict.
+func BenchmarkVerifyRich(b *testing.B) {
+	loadRichMillion(b)
+	m := &richMillion
+	want := []string{"orders:read"}
+	for _, ws := range workingSets {
+		b.Run(ws.name, func(b *testing.B) {
+			ctx := b.Context()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				v, err := m.svc.Verify(ctx, verifier, service.VerifyInput{Key: m.plainKey(i % ws.n), Scopes: want, EnvironmentID: "prod"})
+				if err != nil || !v.Valid() || len(v.Record.Meta) != 200 || v.Record.OwnerID == "" {
+					b.Fatalf("verdict %v, %v (meta %d bytes)", v.Code, err, len(v.Record.Meta))
+				}
+				i += 7919
+			}
+		})
+	}
+}
+
+// BenchmarkLookupRich is BenchmarkLookup over the keys of BenchmarkVerifyRich.
+func BenchmarkLookupRich(b *testing.B) {
+	loadRichMillion(b)
+	c, hashes := richMillion.cache, richMillion.hashes
+	for _, ws := range workingSets {
+		b.Run(ws.name, func(b *testing.B) {
+			ctx := b.Context()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, found, _ := c.Lookup(ctx, hashes[i%ws.n]); !found {
+					b.Fatal("not found")
+				}
+				i += 7919
+			}
 		})
 	}
 }

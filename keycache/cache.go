@@ -50,6 +50,10 @@ type Cache struct {
 	negMax  int // per shard
 	loaded  atomic.Bool
 	count   atomic.Int64
+	// imported is set once any imported key reaches the index (loaded,
+	// applied, filled or followed), so that keys of foreign formats are
+	// looked up only where imports exist.
+	imported atomic.Bool
 
 	shards [numShards]shard
 
@@ -62,6 +66,10 @@ type Cache struct {
 	setIDs   map[string]uint32 // scope set, joined by "\x00" → index
 	sets     [maxSetChunks]*[setsPerChunk][]string
 	numSets  uint32
+	// lists are the interned allowlists (allowlist); lists[0] is nil.
+	lists    [maxSetChunks]*[setsPerChunk]apikey.Allowlist
+	numLists uint32
+	listIDs  map[string]uint32
 	// Rate-limit sets, interned as scope sets are: set 0 is none.
 	limitIDs     map[string]uint32 // limits, as JSON → index
 	limitSets    [maxSetChunks]*[setsPerChunk][]apikey.RateLimit
@@ -86,8 +94,11 @@ func New(o Options) *Cache {
 		metrics:  o.Metrics,
 		interned: make(map[string]strRef),
 		setIDs:   make(map[string]uint32),
+		listIDs:  make(map[string]uint32),
+		numLists: 1,
 		limitIDs: make(map[string]uint32),
 	}
+	c.lists[0] = new([setsPerChunk]apikey.Allowlist)
 	n := o.NegativeSize
 	if n <= 0 {
 		n = DefaultNegativeSize
@@ -125,6 +136,12 @@ func (c *Cache) Load(ctx context.Context) error {
 	c.loaded.Store(true)
 	return nil
 }
+
+// HasImported reports whether an imported key has reached the index. Load
+// reads every key before the server reports ready, so from then on it is
+// the answer for the whole store; replicas learn of imports elsewhere
+// through the change feed (Apply), since imported keys are keys.
+func (c *Cache) HasImported() bool { return c.imported.Load() }
 
 // Loaded reports whether the whole store has been read into the index.
 func (c *Cache) Loaded() bool { return c.loaded.Load() }
@@ -277,15 +294,19 @@ type slot struct {
 	name    strRef
 	project strRef
 	env     strRef
-	subject strRef
 	owner   strRef
+	meta    strRef
+	subject strRef
 	scopes  uint32
 	limits  uint32
 	flags   uint32
+	// allow is the index of the key's interned allowlist; 0 is none.
+	allow uint32
 }
 
 const (
 	flagReplaced = 1 << iota
+	flagDisabled
 	flagCredits
 )
 
@@ -319,10 +340,13 @@ func (c *Cache) record(s *slot) apikey.Record {
 		Replaced:       s.flags&flagReplaced != 0,
 		GraceExpiresAt: fromMicros(s.grace),
 		Version:        s.version,
+		OwnerID:        c.strs.str(s.owner),
+		Meta:           c.strs.str(s.meta),
+		Allowlist:      c.lists[s.allow/setsPerChunk][s.allow%setsPerChunk],
+		Disabled:       s.flags&flagDisabled != 0,
 		Subject:        c.strs.str(s.subject),
 		RateLimits:     c.limitSets[s.limits/setsPerChunk][s.limits%setsPerChunk],
 		HasCredits:     s.flags&flagCredits != 0,
-		OwnerID:        c.strs.str(s.owner),
 	}
 }
 
@@ -330,13 +354,13 @@ func (c *Cache) record(s *slot) apikey.Record {
 // holds the same or a newer version. It returns the slot of k's hash.
 func (c *Cache) put(sh *shard, k *apikey.Key) uint32 {
 	i, ok := sh.find(k.Hash)
-	var oldID, oldName, oldSubject strRef
+	var oldID, oldName, oldOwner, oldMeta, oldSubject strRef
 	if ok {
 		old := sh.slot(i)
 		if old.version >= k.Version {
 			return i
 		}
-		oldID, oldName, oldSubject = old.id, old.name, old.subject
+		oldID, oldName, oldOwner, oldMeta, oldSubject = old.id, old.name, old.owner, old.meta, old.subject
 	} else {
 		i = sh.add(&c.mu, &c.mem, k.Hash)
 		c.count.Add(1)
@@ -351,18 +375,26 @@ func (c *Cache) put(sh *shard, k *apikey.Key) uint32 {
 	if k.ReplacedByKeyID != "" {
 		s.flags |= flagReplaced
 	}
+	if !k.DisabledAt.IsZero() {
+		s.flags |= flagDisabled
+	}
+	if k.Source == apikey.SourceImported && !c.imported.Load() {
+		c.imported.Store(true)
+	}
 	if k.HasCredits {
 		s.flags |= flagCredits
 	}
 	c.mu.Lock()
 	s.subject = c.keep(oldSubject, k.Subject())
 	s.limits = c.limitSet(k.RateLimits)
-	s.owner = c.intern(k.OwnerID)
 	s.id = c.keep(oldID, k.ID)
 	s.name = c.keep(oldName, k.Name)
 	s.project = c.intern(k.ProjectID)
 	s.env = c.intern(k.EnvironmentID)
 	s.scopes = c.scopeSet(k.Scopes)
+	s.owner = c.keep(oldOwner, k.OwnerID)
+	s.meta = c.keep(oldMeta, string(k.Meta))
+	s.allow = c.allowlist(k.IPAllowlist)
 	c.mu.Unlock()
 	*sh.slot(i) = s
 	return i
@@ -403,6 +435,32 @@ func (c *Cache) scopeSet(scopes []string) uint32 {
 	}
 	id := c.addSet(set)
 	c.setIDs[joined] = id
+	return id
+}
+
+// allowlist returns the index of the interned allowlist l; 0 for nil. Keys
+// of one customer tend to share their list, so lists are interned like
+// scope sets, in chunks on the heap (netip values hold pointers) that
+// readers index without a lock, as they do scope sets. c.mu is held.
+func (c *Cache) allowlist(l apikey.Allowlist) uint32 {
+	if l == nil {
+		return 0
+	}
+	enc := l.Encode()
+	if id, ok := c.listIDs[enc]; ok {
+		return id
+	}
+	id := c.numLists
+	ch := id / setsPerChunk
+	if ch == maxSetChunks {
+		panic("keycache: too many allowlists")
+	}
+	if c.lists[ch] == nil {
+		c.lists[ch] = new([setsPerChunk]apikey.Allowlist)
+	}
+	c.lists[ch][id%setsPerChunk] = slices.Clone(l)
+	c.numLists++
+	c.listIDs[enc] = id
 	return id
 }
 

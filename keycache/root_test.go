@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -179,7 +180,7 @@ func TestRootApply(t *testing.T) {
 	c.ApplyRoot(live)
 	rec, _ = lookupRoot(t, c, rk.Hash)
 	sameRootRecord(t, rec, revoked)
-	if rec.Usable(now) {
+	if rec.Usable(now, netip.Addr{}) {
 		t.Error("a revoked root key is usable from memory")
 	}
 	if v, _ := c.RootVersion(rk.Hash); v != 2 {

@@ -136,7 +136,7 @@ func TestCoherence(t *testing.T) {
 		if _, err := svc.Authenticate(ctx, k.Plaintext); err != nil {
 			t.Fatalf("before revoke: %v", err)
 		}
-		if err := svc.Revoke(ctx, admin, k.Key.ID); err != nil {
+		if err := svc.Revoke(ctx, admin, k.Key.ID, ""); err != nil {
 			t.Fatal(err)
 		}
 		expect(k.Plaintext, apikey.CodeRevoked)
@@ -150,7 +150,7 @@ func TestCoherence(t *testing.T) {
 			t.Fatal(err)
 		}
 		expect(old.Plaintext, apikey.CodeValid)
-		if err := svc.Revoke(ctx, admin, old.Key.ID); err != nil {
+		if err := svc.Revoke(ctx, admin, old.Key.ID, ""); err != nil {
 			t.Fatal(err)
 		}
 		expect(old.Plaintext, apikey.CodeRevoked)

@@ -31,7 +31,7 @@ const selectDelivery = "SELECT " + deliveryColumns + " FROM deliveries "
 // the unique index deliveries_pending_key catches that case.
 var dueKeysSQL = selectKey + `WHERE next_rotation_at IS NOT NULL AND next_rotation_at <= $1
 	AND rotation_interval_days IS NOT NULL AND rotation_webhook_url IS NOT NULL
-	AND revoked_at IS NULL AND replaced_by_key_id IS NULL
+	AND revoked_at IS NULL AND replaced_by_key_id IS NULL AND disabled_at IS NULL
 	AND (expires_at IS NULL OR expires_at > $1)
 	AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.key_id = keys.id AND d.state = 'pending')
 	ORDER BY next_rotation_at, id

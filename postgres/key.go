@@ -36,8 +36,9 @@ type keyColumn struct {
 // keyRow is a key being read, with the columns that are decoded after the
 // scan.
 type keyRow struct {
-	k    apikey.Key
-	hash []byte
+	k         apikey.Key
+	hash      []byte
+	allowlist string
 }
 
 // keyTable lists the columns of keys, in the order queries select them.
@@ -69,6 +70,15 @@ var keyTable = []keyColumn{
 	{name: "webhook_secret_sealed", mutable: true, dest: func(r *keyRow) any { return &r.k.WebhookSecretSealed }, arg: func(k *apikey.Key) any { return k.WebhookSecretSealed }},
 	{name: "owner_id", read: "COALESCE(owner_id, '')", mutable: true,
 		dest: func(r *keyRow) any { return &r.k.OwnerID }, arg: func(k *apikey.Key) any { return orNull(k.OwnerID) }},
+	{name: "meta", mutable: true, dest: func(r *keyRow) any { return &r.k.Meta }, arg: func(k *apikey.Key) any { return metaValue(k.Meta) }},
+	{name: "ip_allowlist", read: "COALESCE(ip_allowlist, '')", mutable: true,
+		dest: func(r *keyRow) any { return &r.allowlist }, arg: func(k *apikey.Key) any { return orNull(k.IPAllowlist.Encode()) }},
+	{name: "disabled_at", mutable: true, dest: func(r *keyRow) any { return (*tstz)(&r.k.DisabledAt) }, arg: func(k *apikey.Key) any { return tstz(k.DisabledAt) }},
+	{name: "disabled_reason", read: "COALESCE(disabled_reason, '')", mutable: true,
+		dest: func(r *keyRow) any { return &r.k.DisabledReason }, arg: func(k *apikey.Key) any { return orNull(k.DisabledReason) }},
+	{name: "revocation_reason", read: "COALESCE(revocation_reason, '')", mutable: true,
+		dest: func(r *keyRow) any { return (*string)(&r.k.RevocationReason) }, arg: func(k *apikey.Key) any { return orNull(string(k.RevocationReason)) }},
+	{name: "source", dest: func(r *keyRow) any { return (*string)(&r.k.Source) }, arg: func(k *apikey.Key) any { return string(k.SourceOrIssued()) }},
 	{name: "lineage_id", dest: func(r *keyRow) any { return &r.k.LineageID }, arg: func(k *apikey.Key) any { return k.LineageID }},
 	{name: "ratelimits", mutable: true, dest: func(r *keyRow) any { return (*rateLimits)(&r.k.RateLimits) }, arg: func(k *apikey.Key) any { return rateLimits(k.RateLimits) }},
 	{name: "has_credits", mutable: true, dest: func(r *keyRow) any { return &r.k.HasCredits }, arg: func(k *apikey.Key) any { return k.HasCredits }},
@@ -132,13 +142,21 @@ func keyArgs(k *apikey.Key, mutableOnly bool, extra ...any) []any {
 // decided in the same order as apikey.Key.Status. NULL comparisons are not
 // true, so an unset expires_at never expires and an unset grace_expires_at
 // is already over.
-func statusSQL(now string) string {
+//
+// keyStatusSQL is that of a key, which may be disabled; statusSQL that of
+// a root key, which cannot.
+func keyStatusSQL(now string) string { return statusCase(now, "disabled_at IS NOT NULL") }
+
+func statusSQL(now string) string { return statusCase(now, "false") }
+
+func statusCase(now, disabled string) string {
 	return `CASE
 	WHEN revoked_at IS NOT NULL THEN 'revoked'
 	WHEN expires_at <= ` + now + ` THEN 'expired'
+	WHEN replaced_by_key_id IS NOT NULL AND (grace_expires_at IS NULL OR grace_expires_at <= ` + now + `) THEN 'rotated'
+	WHEN ` + disabled + ` THEN 'disabled'
 	WHEN replaced_by_key_id IS NULL THEN 'active'
-	WHEN grace_expires_at > ` + now + ` THEN 'rotating'
-	ELSE 'rotated' END`
+	ELSE 'rotating' END`
 }
 
 // scanPage is how many keys ScanKeys reads at a time.
@@ -159,6 +177,10 @@ func scanKey(row pgx.Row) (*apikey.Key, error) {
 		return nil, fmt.Errorf("key %s: hash of %d bytes", k.ID, len(r.hash))
 	}
 	copy(k.Hash[:], r.hash)
+	var err error
+	if k.IPAllowlist, err = apikey.DecodeAllowlist(r.allowlist); err != nil {
+		return nil, fmt.Errorf("key %s: decode ip_allowlist: %w", k.ID, err)
+	}
 	if k.Scopes == nil {
 		k.Scopes = []string{}
 	}
@@ -171,6 +193,14 @@ func scopes(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// metaValue is the meta to store: its compact JSON as text, or NULL.
+func metaValue(m []byte) any {
+	if m == nil {
+		return nil
+	}
+	return string(m)
 }
 
 // oneKey reads the key of a single-row query.
@@ -209,7 +239,7 @@ func (s *Store) Keys(ctx context.Context, f apikey.KeyFilter) ([]*apikey.Key, er
 		c.and("owner_id = " + c.arg(f.OwnerID))
 	}
 	if f.Status != "" {
-		c.and(statusSQL(c.arg(tstz(f.Now))) + " = " + c.arg(string(f.Status)))
+		c.and(keyStatusSQL(c.arg(tstz(f.Now))) + " = " + c.arg(string(f.Status)))
 	}
 	if f.After != nil {
 		c.and(fmt.Sprintf("(created_at, id) < (%s, %s)", c.arg(tstz(f.After.Time)), c.arg(f.After.ID)))

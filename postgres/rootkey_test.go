@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -78,7 +79,7 @@ func TestFollowerRootKeys(t *testing.T) {
 		revokeRoot(t, writer, rk.ID)
 		waitUntil(t, 5*time.Second, "the revocation", func() bool { return r.rootVersion(rk) == 2 })
 		rec, found, err := r.index.LookupRoot(t.Context(), rk.Hash)
-		if err != nil || !found || !rec.Root || rec.Usable(time.Now()) {
+		if err != nil || !found || !rec.Root || rec.Usable(time.Now(), netip.Addr{}) {
 			t.Fatalf("root key after the revocation: %+v %v %v", rec, found, err)
 		}
 		if _, ok := r.index.Version(rk.Hash); ok {

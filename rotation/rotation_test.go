@@ -569,7 +569,7 @@ func TestChangedWhilePending(t *testing.T) {
 		}
 	})
 	for name, change := range map[string]func(e *env, id string) error{
-		"ErrRevoked": func(e *env, id string) error { return e.svc.Revoke(t.Context(), apikey.AdminPrincipal, id) },
+		"ErrRevoked": func(e *env, id string) error { return e.svc.Revoke(t.Context(), apikey.AdminPrincipal, id, "") },
 		"ErrRotatedByHand": func(e *env, id string) error {
 			_, err := e.svc.Rotate(t.Context(), apikey.AdminPrincipal, id, 0)
 			return err
@@ -586,7 +586,7 @@ func TestChangedWhilePending(t *testing.T) {
 				}
 				return nil
 			})
-			return e.svc.Revoke(t.Context(), apikey.AdminPrincipal, nk)
+			return e.svc.Revoke(t.Context(), apikey.AdminPrincipal, nk, "")
 		},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -47,7 +47,7 @@ func TestAuditBeforeAfter(t *testing.T) {
 			t.Fatalf("name %q", p.Key.Name)
 		}
 	}
-	if err := svc.Revoke(ctx, admin, id); err != nil {
+	if err := svc.Revoke(ctx, admin, id, ""); err != nil {
 		t.Fatal(err)
 	}
 	evs := events(t, svc, "p", id)

@@ -41,6 +41,9 @@ var errStale = &apikey.Error{
 	RetryAfter: time.Second,
 }
 
+// HasImported passes the question on to the index it bounds.
+func (b BoundedIndex) HasImported() bool { return hasImported(b.Index) }
+
 // Lookup implements Index.
 func (b BoundedIndex) Lookup(ctx context.Context, h apikey.Hash) (apikey.Record, bool, error) {
 	return b.bound(b.Index.Lookup(ctx, h))

@@ -39,7 +39,7 @@ func TestBoundedIndex(t *testing.T) {
 	active := create(service.CreateInput{Scopes: []string{"orders:read"}})
 	expired := create(service.CreateInput{ExpiresInDays: &day})
 	revoked := create(service.CreateInput{})
-	if err := svc.Revoke(ctx, admin, revoked.Key.ID); err != nil {
+	if err := svc.Revoke(ctx, admin, revoked.Key.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	rotated := create(service.CreateInput{})

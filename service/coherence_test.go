@@ -3,6 +3,7 @@ package service_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -149,7 +150,7 @@ func runCoherence(t *testing.T, st coherenceStore, seed uint64, steps int) {
 			what = "rotate " + id
 		case 6: // revoke
 			id := pick()
-			err = svc.Revoke(ctx, admin, id)
+			err = svc.Revoke(ctx, admin, id, "")
 			what = "revoke " + id
 		default: // time passes: past grace periods, past expiry
 			d := []time.Duration{time.Minute, 45 * time.Minute, 2 * time.Hour, 25 * time.Hour}[rng.IntN(4)]
@@ -173,7 +174,7 @@ func runCoherence(t *testing.T, st coherenceStore, seed uint64, steps int) {
 			}
 			want := k.Record()
 			for _, q := range questions {
-				if got, exp := rec.Check(now, q.scopes, q.env), want.Check(now, q.scopes, q.env); got != exp {
+				if got, exp := rec.Check(now, q.scopes, q.env, netip.Addr{}), want.Check(now, q.scopes, q.env, netip.Addr{}); got != exp {
 					t.Fatalf("seed %d step %d: key %s asked %v: index says %s, store says %s (index version %d, store %d)\nsteps: %v",
 						seed, step, ids[i], q, got, exp, rec.Version, want.Version, log)
 				}

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"crypto/subtle"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -60,7 +61,7 @@ func (s *Service) Resolve(ctx context.Context, c Credential) (apikey.Principal, 
 			return apikey.Principal{}, err
 		}
 		now := s.clock()
-		if found && rec.Usable(now) {
+		if found && rec.Usable(now, netip.Addr{}) { // root keys have no allowlist
 			s.usage.Record(rec.ID, now)
 			return rec.Principal(), nil
 		}

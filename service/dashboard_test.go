@@ -57,7 +57,7 @@ func TestProjects(t *testing.T) {
 	create("beta")
 	a := create("alpha")
 	create("alpha")
-	if err := svc.Revoke(ctx, apikey.AdminPrincipal, a.Key.ID); err != nil {
+	if err := svc.Revoke(ctx, apikey.AdminPrincipal, a.Key.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	clk.advance(1)

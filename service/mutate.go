@@ -155,11 +155,19 @@ func orNil[T comparable](v T) any {
 	return v
 }
 
-// Revoke ends a key at once, including a grace period in progress. Revoking
-// a revoked key changes nothing and is no error.
-func (s *Service) Revoke(ctx context.Context, p apikey.Principal, id string) error {
+// Revoke ends a key at once, including a grace period in progress, for the
+// reason given (ParseRevocationReason: "" is unspecified; anything unknown
+// is 400 and changes nothing). Revoking a revoked key changes nothing, its
+// first reason included, and is no error.
+func (s *Service) Revoke(ctx context.Context, p apikey.Principal, id, reason string) error {
 	if !p.Allows(apikey.ScopeWrite) {
 		return errNoWrite
+	}
+	why, rerr := apikey.ParseRevocationReason(reason)
+	if rerr != nil {
+		var bad problems
+		bad.add("reason", rerr.Error())
+		return bad.err()
 	}
 	now := s.now()
 	return s.update(ctx, func(tx *writeTx) error {
@@ -168,9 +176,10 @@ func (s *Service) Revoke(ctx context.Context, p apikey.Principal, id string) err
 			return err
 		}
 		k.RevokedAt = now
+		k.RevocationReason = why
 		k.UpdatedAt = now
 		k.NextRotationAt = time.Time{}
-		details := map[string]any{}
+		details := map[string]any{"reason": string(why)}
 		if k.ReplacedByKeyID != "" && k.GraceExpiresAt.After(now) {
 			k.GraceExpiresAt = now
 			details["grace_ended"] = true
@@ -211,6 +220,9 @@ func (s *Service) Rotate(ctx context.Context, p apikey.Principal, id string, gra
 		}
 		if err := mutable(old, now); err != nil {
 			return err
+		}
+		if !old.DisabledAt.IsZero() {
+			return apikey.Errorf(apikey.ECONFLICT, "the key is disabled; enable it first")
 		}
 		if old.Status(now) == apikey.StatusExpired {
 			return apikey.Errorf(apikey.ECONFLICT, "the key has expired")
@@ -279,6 +291,11 @@ func (s *Service) replacement(old *apikey.Key, now time.Time) (*apikey.Key, apik
 		RotationIntervalDays: old.RotationIntervalDays,
 		RotationWebhookURL:   old.RotationWebhookURL,
 		WebhookSecretSealed:  old.WebhookSecretSealed,
+		OwnerID:              old.OwnerID,
+		Meta:                 old.Meta,
+		IPAllowlist:          old.IPAllowlist,
+		// An imported key's replacement is apikeyd's own (SPEC §9).
+		Source: apikey.SourceIssued,
 	}
 	if !old.ExpiresAt.IsZero() {
 		nk.ExpiresAt = now.Add(old.ExpiresAt.Sub(old.CreatedAt))
@@ -287,4 +304,78 @@ func (s *Service) replacement(old *apikey.Key, now time.Time) (*apikey.Key, apik
 		nk.NextRotationAt = now.Add(time.Duration(nk.RotationIntervalDays) * day)
 	}
 	return nk, secret, nil
+}
+
+// Disable pauses a key: it verifies as DISABLED, is refused as a bearer and
+// is not rotated, until Enable. reason (at most 255 characters, may be
+// empty) is kept with it. Disabling a disabled key changes nothing, its
+// reason included; a revoked key cannot be disabled (409).
+func (s *Service) Disable(ctx context.Context, p apikey.Principal, id, reason string) (*apikey.Key, error) {
+	var bad problems
+	if len(reason) > apikey.MaxDisabledReasonLen {
+		bad.add("reason", "must be at most 255 characters")
+	}
+	if err := bad.err(); err != nil {
+		return nil, err
+	}
+	return s.setDisabled(ctx, p, id, func(k *apikey.Key, now time.Time) (string, bool) {
+		if !k.DisabledAt.IsZero() {
+			return "", false
+		}
+		k.DisabledAt, k.DisabledReason = now, reason
+		return apikey.ActionDisabled, true
+	})
+}
+
+// Enable undoes Disable. Enabling a key that is not disabled changes
+// nothing; a revoked key cannot be enabled (409).
+func (s *Service) Enable(ctx context.Context, p apikey.Principal, id string) (*apikey.Key, error) {
+	return s.setDisabled(ctx, p, id, func(k *apikey.Key, now time.Time) (string, bool) {
+		if k.DisabledAt.IsZero() {
+			return "", false
+		}
+		k.DisabledAt, k.DisabledReason = time.Time{}, ""
+		return apikey.ActionEnabled, true
+	})
+}
+
+// setDisabled is Disable and Enable: change reports the audit action of
+// what it did to the key, or false for nothing to do.
+func (s *Service) setDisabled(ctx context.Context, p apikey.Principal, id string, change func(k *apikey.Key, now time.Time) (string, bool)) (*apikey.Key, error) {
+	if !p.Allows(apikey.ScopeWrite) {
+		return nil, errNoWrite
+	}
+	now := s.now()
+	var out *apikey.Key
+	err := s.update(ctx, func(tx *writeTx) error {
+		k, err := s.visibleKey(ctx, p, id, tx.KeyForUpdate)
+		if err != nil {
+			return err
+		}
+		if !p.Covers(k.Scopes) {
+			return errEscalate
+		}
+		if !k.RevokedAt.IsZero() {
+			return apikey.Errorf(apikey.ECONFLICT, "the key is revoked")
+		}
+		out = k
+		action, changed := change(k, now)
+		if !changed {
+			return nil
+		}
+		k.UpdatedAt = now
+		if err := tx.UpdateKey(ctx, k); err != nil {
+			return err
+		}
+		details := map[string]any{}
+		if k.DisabledReason != "" {
+			details["reason"] = k.DisabledReason
+		}
+		return tx.audit(ctx, p.Actor(), action, k, now, details)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.usage.Overlay(out)
+	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"net/netip"
 	"time"
 
 	"github.com/apikeyd/apikeyd/apikey"
@@ -157,15 +158,20 @@ func (s *Service) now() time.Time { return s.clock().UTC().Truncate(time.Microse
 // failure — empty, malformed, unknown, expired, revoked or past its grace —
 // is apikey.ErrUnauthenticated, so that the answer reveals nothing. Using a
 // key as a bearer records its last use. A root key (apikeyd_…) is looked up
-// among root keys only, any other key among customers' keys only.
+// among root keys only, any other key among customers' keys only. A key
+// with an IP allowlist is refused, since the client's address is not
+// known: see AuthenticateAt.
 func (s *Service) Authenticate(ctx context.Context, token string) (apikey.Principal, error) {
-	return s.AuthenticateAt(ctx, token, time.Time{})
+	return s.AuthenticateAt(ctx, token, time.Time{}, netip.Addr{})
 }
 
 // AuthenticateAt is Authenticate at a time the caller has already read from
-// the clock (the start of the request, say), saving a reading; the zero
-// time means the service's clock.
-func (s *Service) AuthenticateAt(ctx context.Context, token string, at time.Time) (apikey.Principal, error) {
+// the clock (the start of the request, say), saving a reading — the zero
+// time means the service's clock — for a request from the client address
+// from (the zero Addr when unknown), which a key's allowlist must allow. A
+// disabled key, or one used from outside its allowlist, is refused like an
+// unknown one; the latter records no use.
+func (s *Service) AuthenticateAt(ctx context.Context, token string, at time.Time, from netip.Addr) (apikey.Principal, error) {
 	if token == "" {
 		return apikey.Principal{}, apikey.ErrUnauthenticated
 	}
@@ -191,8 +197,10 @@ func (s *Service) AuthenticateAt(ctx context.Context, token string, at time.Time
 	if now.IsZero() {
 		now = s.clock()
 	}
-	s.usage.Record(rec.ID, now)
-	if !rec.Usable(now) {
+	if rec.Allowlist.Allows(from) {
+		s.usage.Record(rec.ID, now)
+	}
+	if !rec.Usable(now, from) {
 		return apikey.Principal{}, apikey.ErrUnauthenticated
 	}
 	return rec.Principal(), nil

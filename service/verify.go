@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -14,6 +15,9 @@ type VerifyInput struct {
 	Key           string
 	Scopes        []string // all required
 	EnvironmentID string   // empty: any environment
+	// ClientIP is the address the key was presented from, as the caller
+	// saw it; a key with an allowlist refuses an empty or unparsable one.
+	ClientIP string
 	// At is the time of the verification, when the caller has already read
 	// the clock; zero means the service's clock.
 	At time.Time
@@ -45,7 +49,8 @@ func (v Verdict) Valid() bool { return v.Code == apikey.CodeValid }
 
 // Verify decides whether a presented key is valid for the caller's project
 // with the given scopes and environment. A key of another project is
-// NOT_FOUND, exactly as an unknown one. Looking a key up records its use.
+// NOT_FOUND, exactly as an unknown one. Verifying a known key records its
+// use unless the verdict says otherwise (apikey.VerifyCode.RecordsUse).
 func (s *Service) Verify(ctx context.Context, p apikey.Principal, in VerifyInput) (Verdict, error) {
 	if !p.Allows(apikey.ScopeVerify) {
 		return Verdict{}, errNoVerify
@@ -71,7 +76,11 @@ func (s *Service) Verify(ctx context.Context, p apikey.Principal, in VerifyInput
 		return Verdict{}, err
 	}
 	if !apikey.ParseKey(in.Key) {
-		return Verdict{Code: apikey.CodeMalformed}, nil
+		// A key of another format may be imported (SPEC §9); one of ours
+		// with a bad checksum never is.
+		if apikey.OwnFormat(in.Key) || in.Key == "" || len(in.Key) > apikey.MaxPresentedKeyBytes || !s.mayBeImported() {
+			return Verdict{Code: apikey.CodeMalformed}, nil
+		}
 	}
 	if apikey.ParseRootKey(in.Key) {
 		// A root key is no customer's key: it is not looked up here, and
@@ -89,10 +98,17 @@ func (s *Service) Verify(ctx context.Context, p apikey.Principal, in VerifyInput
 	if now.IsZero() {
 		now = s.clock()
 	}
-	s.usage.Record(rec.ID, now)
-	v := Verdict{Code: rec.Check(now, in.Scopes, in.EnvironmentID), Known: true, Record: rec}
+	var from netip.Addr
+	if rec.Allowlist != nil { // only then does the address matter
+		from, _ = netip.ParseAddr(in.ClientIP)
+	}
+	code := rec.Check(now, in.Scopes, in.EnvironmentID, from)
+	v := Verdict{Code: code, Known: true, Record: rec}
 	if err := s.meter(ctx, &v, cost, now); err != nil {
 		return Verdict{}, err
+	}
+	if v.Code.RecordsUse() {
+		s.usage.Record(rec.ID, now)
 	}
 	return v, nil
 }

@@ -60,7 +60,7 @@ func (t *tx) DueKeysForUpdate(ctx context.Context, now time.Time, limit int) ([]
 	at := now.UnixMicro()
 	rows, err := t.tx.QueryContext(ctx, selectKey+`WHERE next_rotation_at IS NOT NULL AND next_rotation_at <= ?
 		AND rotation_interval_days IS NOT NULL AND rotation_webhook_url IS NOT NULL
-		AND revoked_at IS NULL AND replaced_by_key_id IS NULL
+		AND revoked_at IS NULL AND replaced_by_key_id IS NULL AND disabled_at IS NULL
 		AND (expires_at IS NULL OR expires_at > ?)
 		AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.key_id = keys.id AND d.state = 'pending')
 		ORDER BY next_rotation_at, id LIMIT ?`, at, at, limit)

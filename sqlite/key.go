@@ -34,9 +34,10 @@ type keyColumn struct {
 // keyRow is a key being read, with the columns that are decoded after the
 // scan.
 type keyRow struct {
-	k      apikey.Key
-	hash   []byte
-	scopes string
+	k         apikey.Key
+	hash      []byte
+	scopes    string
+	allowlist string
 }
 
 // keyTable lists the columns of keys, in the order queries select them.
@@ -68,6 +69,15 @@ var keyTable = []keyColumn{
 	{name: "webhook_secret_sealed", mutable: true, dest: func(r *keyRow) any { return &r.k.WebhookSecretSealed }, arg: func(k *apikey.Key) any { return k.WebhookSecretSealed }},
 	{name: "owner_id", read: "COALESCE(owner_id, '')", mutable: true,
 		dest: func(r *keyRow) any { return &r.k.OwnerID }, arg: func(k *apikey.Key) any { return orNull(k.OwnerID) }},
+	{name: "meta", mutable: true, dest: func(r *keyRow) any { return &r.k.Meta }, arg: func(k *apikey.Key) any { return metaValue(k.Meta) }},
+	{name: "ip_allowlist", read: "COALESCE(ip_allowlist, '')", mutable: true,
+		dest: func(r *keyRow) any { return &r.allowlist }, arg: func(k *apikey.Key) any { return orNull(k.IPAllowlist.Encode()) }},
+	{name: "disabled_at", mutable: true, dest: func(r *keyRow) any { return (*micros)(&r.k.DisabledAt) }, arg: func(k *apikey.Key) any { return micros(k.DisabledAt) }},
+	{name: "disabled_reason", read: "COALESCE(disabled_reason, '')", mutable: true,
+		dest: func(r *keyRow) any { return &r.k.DisabledReason }, arg: func(k *apikey.Key) any { return orNull(k.DisabledReason) }},
+	{name: "revocation_reason", read: "COALESCE(revocation_reason, '')", mutable: true,
+		dest: func(r *keyRow) any { return (*string)(&r.k.RevocationReason) }, arg: func(k *apikey.Key) any { return orNull(string(k.RevocationReason)) }},
+	{name: "source", dest: func(r *keyRow) any { return (*string)(&r.k.Source) }, arg: func(k *apikey.Key) any { return string(k.SourceOrIssued()) }},
 	{name: "lineage_id", dest: func(r *keyRow) any { return &r.k.LineageID }, arg: func(k *apikey.Key) any { return k.LineageID }},
 	{name: "ratelimits", mutable: true, dest: func(r *keyRow) any { return (*rateLimits)(&r.k.RateLimits) }, arg: func(k *apikey.Key) any { return rateLimits(k.RateLimits) }},
 	{name: "has_credits", mutable: true, dest: func(r *keyRow) any { return &r.k.HasCredits }, arg: func(k *apikey.Key) any { return k.HasCredits }},
@@ -131,12 +141,31 @@ func keyArgs(k *apikey.Key, mutableOnly bool, extra ...any) []any {
 // decided in the same order as apikey.Key.Status. NULL comparisons are
 // false, so an unset expires_at never expires and an unset grace_expires_at
 // is already over.
-const statusSQL = `CASE
+//
+// keyStatusSQL is that of a key, which may be disabled; statusSQL that of a
+// root key, which cannot.
+var (
+	keyStatusSQL = statusCase("disabled_at IS NOT NULL")
+	statusSQL    = statusCase("0")
+)
+
+func statusCase(disabled string) string {
+	return `CASE
 	WHEN revoked_at IS NOT NULL THEN 'revoked'
 	WHEN expires_at <= ? THEN 'expired'
+	WHEN replaced_by_key_id IS NOT NULL AND (grace_expires_at IS NULL OR grace_expires_at <= ?) THEN 'rotated'
+	WHEN ` + disabled + ` THEN 'disabled'
 	WHEN replaced_by_key_id IS NULL THEN 'active'
-	WHEN grace_expires_at > ? THEN 'rotating'
-	ELSE 'rotated' END`
+	ELSE 'rotating' END`
+}
+
+// metaValue is the meta to store: its compact JSON as text, or NULL.
+func metaValue(m []byte) any {
+	if m == nil {
+		return nil
+	}
+	return string(m)
+}
 
 // scanPage is how many keys ScanKeys reads at a time.
 const scanPage = 1000
@@ -157,6 +186,9 @@ func scanKey(row scanner) (*apikey.Key, error) {
 	}
 	copy(k.Hash[:], r.hash)
 	var err error
+	if k.IPAllowlist, err = apikey.DecodeAllowlist(r.allowlist); err != nil {
+		return nil, fmt.Errorf("key %s: decode ip_allowlist: %w", k.ID, err)
+	}
 	if k.Scopes, err = decodeScopes(r.scopes); err != nil {
 		return nil, fmt.Errorf("key %s: decode scopes: %w", k.ID, err)
 	}
@@ -253,7 +285,7 @@ func (s *Store) Keys(ctx context.Context, f apikey.KeyFilter) ([]*apikey.Key, er
 	}
 	if f.Status != "" {
 		now := f.Now.UnixMicro()
-		c.and(statusSQL+" = ?", now, now, string(f.Status))
+		c.and(keyStatusSQL+" = ?", now, now, string(f.Status))
 	}
 	if f.After != nil {
 		c.and("(created_at, id) < (?, ?)", f.After.Time.UnixMicro(), f.After.ID)

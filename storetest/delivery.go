@@ -345,11 +345,13 @@ func testDueKeys(t *testing.T, s apikey.Store) {
 	noInterval.RotationIntervalDays = 0
 	noURL := dueKey(t, now)
 	noURL.RotationWebhookURL = ""
+	disabled := dueKey(t, now) // SPEC §9: the scheduler leaves disabled keys alone
+	disabled.DisabledAt = t0
 	unscheduled := dueKey(t, time.Time{})
 	inFlight := dueKey(t, now.Add(-time.Hour))
 	finished := dueKey(t, now.Add(-30*time.Minute)) // an earlier rotation ended; due again
 	due = append(due, finished)
-	insert(t, s, append([]*apikey.Key{soon, revoked, replaced, expired, noInterval, noURL, unscheduled, inFlight}, due...)...)
+	insert(t, s, append([]*apikey.Key{soon, revoked, replaced, expired, noInterval, noURL, disabled, unscheduled, inFlight}, due...)...)
 	pending := newDelivery(t, inFlight, inFlight)
 	old := newDelivery(t, finished, finished)
 	old.State = apikey.DeliveryDelivered

@@ -389,7 +389,7 @@ func testScanKeys(t *testing.T, s apikey.Store) {
 	insert(t, s, keys...)
 	byID := make(map[string]*apikey.Key, n)
 	for _, k := range keys {
-		byID[k.ID] = k
+		byID[k.ID] = stored(k)
 	}
 
 	t.Run("OK", func(t *testing.T) {

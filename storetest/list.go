@@ -193,6 +193,15 @@ func statusKeys(t *testing.T, now time.Time) map[*apikey.Key]apikey.Status {
 			k.ReplacedByKeyID, k.GraceExpiresAt = "key_new", now.Add(-time.Hour)
 		}, apikey.StatusRotated},
 		{"rotated without grace", func(k *apikey.Key) { k.ReplacedByKeyID = "key_new" }, apikey.StatusRotated},
+		{"disabled", func(k *apikey.Key) { k.DisabledAt = now.Add(-time.Hour) }, apikey.StatusDisabled},
+		{"disabled while rotating", func(k *apikey.Key) {
+			k.DisabledAt, k.ReplacedByKeyID, k.GraceExpiresAt = now.Add(-time.Hour), "key_new", now.Add(time.Hour)
+		}, apikey.StatusDisabled},
+		{"disabled and rotated", func(k *apikey.Key) {
+			k.DisabledAt, k.ReplacedByKeyID, k.GraceExpiresAt = now.Add(-time.Hour), "key_new", now
+		}, apikey.StatusRotated},
+		{"disabled and expired", func(k *apikey.Key) { k.DisabledAt, k.ExpiresAt = now.Add(-time.Hour), now }, apikey.StatusExpired},
+		{"disabled and revoked", func(k *apikey.Key) { k.DisabledAt, k.RevokedAt = now.Add(-time.Hour), now.Add(-time.Hour) }, apikey.StatusRevoked},
 		{"replaced and expired", func(k *apikey.Key) {
 			k.ReplacedByKeyID, k.GraceExpiresAt, k.ExpiresAt = "key_new", now.Add(time.Hour), now.Add(-time.Hour)
 		}, apikey.StatusExpired},
@@ -221,7 +230,7 @@ func testKeysStatus(t *testing.T, s apikey.Store) {
 	other := newKey(t, "p2")
 	insert(t, s, append(all, other)...)
 
-	for _, status := range []apikey.Status{"", apikey.StatusActive, apikey.StatusRotating, apikey.StatusRotated, apikey.StatusExpired, apikey.StatusRevoked} {
+	for _, status := range []apikey.Status{"", apikey.StatusActive, apikey.StatusRotating, apikey.StatusRotated, apikey.StatusExpired, apikey.StatusRevoked, apikey.StatusDisabled} {
 		var want []*apikey.Key
 		for k, st := range keys {
 			if status == "" || st == status {

@@ -22,6 +22,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
@@ -113,6 +114,13 @@ func fullKey(t *testing.T, projectID string) *apikey.Key {
 	k.NextRotationAt = t0.Add(90 * 24 * time.Hour)
 	k.RotationWebhookURL = "https://hooks.example.com/rotated"
 	k.WebhookSecretSealed = []byte{0, 1, 2, 0xfe, 0xff}
+	k.OwnerID = "team:billing@acme.example"
+	k.Meta = []byte(`{"plan":"pro","limits":{"rps":10},"tags":["a","é"]}`)
+	k.IPAllowlist = apikey.Allowlist{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("192.0.2.7/32")}
+	k.DisabledAt = t0.Add(4 * time.Hour)
+	k.DisabledReason = "suspicious traffic"
+	k.RevocationReason = apikey.RevocationKeyCompromise
+	k.Source = apikey.SourceImported
 	k.LineageID = "key_lineage"
 	k.RateLimits = []apikey.RateLimit{{Name: "per_second", Limit: 10, DurationMS: 1000}, {Name: "daily", Limit: 1e6, DurationMS: 86400000}}
 	k.HasCredits = true
@@ -141,6 +149,7 @@ func stored(k *apikey.Key) *apikey.Key {
 	if c.Scopes == nil {
 		c.Scopes = []string{}
 	}
+	c.Source = c.SourceOrIssued()
 	return c
 }
 

@@ -163,7 +163,7 @@ func (u *UI) revokeKey(w http.ResponseWriter, r *http.Request, rq *request) {
 		})
 		return
 	}
-	if err := u.svc.Revoke(r.Context(), rq.p, id); err != nil {
+	if err := u.svc.Revoke(r.Context(), rq.p, id, ""); err != nil {
 		u.refused(w, r, rq, err, func(v *keyView, msg string) { v.RevokeError = msg })
 		return
 	}

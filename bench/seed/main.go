@@ -17,11 +17,26 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/apikeyd/apikeyd/apikey"
 	"github.com/apikeyd/apikeyd/sqlite"
 )
+
+// The optional SPEC §9 fields the seeded keys carry.
+var (
+	withOwner bool
+	metaBytes int
+	allowlist apikey.Allowlist
+)
+
+// meta returns a compact JSON object of about n bytes for key i.
+func meta(i, n int) []byte {
+	head := fmt.Sprintf(`{"customer":"cust-%08d","plan":"pro","pad":"`, i)
+	pad := max(0, n-len(head)-2)
+	return []byte(head + strings.Repeat("x", pad) + `"}`)
+}
 
 // metered is -metered.
 var metered bool
@@ -39,8 +54,18 @@ func main() {
 	batch := flag.Int("batch", 20000, "keys per transaction")
 	projects := flag.Int("projects", 1, "spread keys over this many projects (p1 … pN); the verifier and the printed keys are in p1")
 	prefix := flag.String("prefix", "sk", "key prefix")
+	flag.BoolVar(&withOwner, "owner", false, "give every key an owner_id of its own")
+	flag.IntVar(&metaBytes, "meta", 0, "give every key a meta object of about this many bytes, different for each key (0: none)")
+	allow := flag.String("allow-ip", "", "give every key this IP allowlist (comma-separated addresses and CIDRs)")
 	flag.BoolVar(&metered, "metered", false, "give every seeded key one rate limit (never reached) and credits (never exhausted), so that each verify is admitted by the usage engine")
 	flag.Parse()
+	if *allow != "" {
+		l, bad, err := apikey.ParseAllowlist(strings.Split(*allow, ","))
+		if err != nil || bad != nil {
+			log.Fatalf("-allow-ip: %v %v", err, bad)
+		}
+		allowlist = l
+	}
 	if err := run(*dataDir, *n, *emit, *batch, *projects, *prefix); err != nil {
 		log.Fatal(err)
 	}
@@ -88,6 +113,13 @@ func run(dataDir string, n, emit, batch, projects int, prefix string) error {
 			if err != nil {
 				return err
 			}
+			if withOwner {
+				k.OwnerID = fmt.Sprintf("user:%08d@tenant-%d", i, i%projects)
+			}
+			if metaBytes > 0 {
+				k.Meta = meta(i, metaBytes)
+			}
+			k.IPAllowlist = allowlist
 			if i < emit {
 				fmt.Fprintln(out, secret)
 			}
