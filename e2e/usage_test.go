@@ -429,3 +429,21 @@ func TestUsageOwnerShares(t *testing.T) {
 		t.Fatalf("after DELETE owner: %v", v)
 	}
 }
+
+// TestUsageImport: imported keys carry rate limits and credits too.
+func TestUsageImport(t *testing.T) {
+	s := startServer(t)
+	secret := "legacy-" + randomHex(t, 16)
+	secrets.add("API key", secret)
+	p := problem(t, s.do(t, http.MethodPost, "/v1/api-keys/import", s.Admin, map[string]any{"project_id": "p1",
+		"keys": []map[string]any{{"name": "legacy", "key": secret, "credits": map[string]any{"remaining": -1}}}}), http.StatusBadRequest)
+	if got := fieldsOf(p); !slices.Contains(got, "keys[0].credits.remaining") {
+		t.Fatalf("bad import: %v", got)
+	}
+	expect(t, s.do(t, http.MethodPost, "/v1/api-keys/import", s.Admin, map[string]any{"project_id": "p1",
+		"keys": []map[string]any{{"name": "legacy", "key": secret, "credits": map[string]any{"remaining": 2},
+			"ratelimits": []map[string]any{{"name": "burst", "limit": 5, "duration_ms": 60000}}}}}), http.StatusCreated)
+	if codes := s.verifyMany(t, s.Admin, 3, map[string]any{"key": secret}); codes["VALID"] != 2 || codes["USAGE_EXCEEDED"] != 1 {
+		t.Fatalf("3 verifies of an imported key with 2 credits: %v", codes)
+	}
+}
