@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,6 +51,13 @@ type Options struct {
 	// Logger receives the reasons for 503 answers; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// ClientIP returns the address a request comes from. The guard sends it
+	// to apikeyd as client_ip, so that a key with an IP allowlist (SPEC §9)
+	// is judged by where it is used from. nil means the request's peer
+	// address (RemoteAddr). Behind a reverse proxy, give one that reads the
+	// address your proxy sets; otherwise every allowlisted key is judged by
+	// the proxy's own address.
+	ClientIP func(r *http.Request) netip.Addr
 }
 
 // Guard verifies the bearer keys of requests with apikeyd.
@@ -60,6 +69,7 @@ type Guard struct {
 	log     *slog.Logger
 	cache   *cache
 	now     func() time.Time
+	from    func(r *http.Request) netip.Addr
 }
 
 // New returns a Guard verifying keys through c. It panics when
@@ -68,7 +78,10 @@ func New(c *client.Client, o Options) *Guard {
 	if o.Environment != "" && !apikey.ValidIdentifier(o.Environment) {
 		panic(fmt.Sprintf("guard: invalid environment %q", o.Environment))
 	}
-	g := &Guard{c: c, env: o.Environment, timeout: o.Timeout, realm: o.Realm, log: o.Logger, now: time.Now}
+	g := &Guard{c: c, env: o.Environment, timeout: o.Timeout, realm: o.Realm, log: o.Logger, now: time.Now, from: o.ClientIP}
+	if g.from == nil {
+		g.from = peerAddr
+	}
 	if g.timeout <= 0 {
 		g.timeout = DefaultTimeout
 	}
@@ -143,7 +156,7 @@ func (g *Guard) Require(scopes ...string) func(http.Handler) http.Handler {
 				deny(w, http.StatusUnauthorized, invalid, "the API key is not valid")
 				return
 			}
-			id, status, v := g.check(r.Context(), key, scopes, req)
+			id, status, v := g.check(r.Context(), key, scopes, req, g.from(r))
 			switch status {
 			case http.StatusOK:
 				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
@@ -162,18 +175,22 @@ func (g *Guard) Require(scopes ...string) func(http.Handler) http.Handler {
 
 // check decides a key: 200 with its identity, 401, 403, 429 (with the
 // verdict) or 503.
-func (g *Guard) check(ctx context.Context, key string, scopes []string, req string) (*Identity, int, *client.Verdict) {
+func (g *Guard) check(ctx context.Context, key string, scopes []string, req string, from netip.Addr) (*Identity, int, *client.Verdict) {
 	var ck cacheKey
 	now := g.now()
 	if g.cache != nil {
-		ck = cacheKey{hash: sha256.Sum256([]byte(key)), req: req}
+		ck = cacheKey{hash: sha256.Sum256([]byte(key)), req: req, from: from}
 		if id, ok := g.cache.get(ck, now); ok {
 			return id, http.StatusOK, nil
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	v, err := g.c.Verify(ctx, client.VerifyParams{Key: key, Scopes: scopes, EnvironmentID: g.env})
+	p := client.VerifyParams{Key: key, Scopes: scopes, EnvironmentID: g.env}
+	if from.IsValid() {
+		p.ClientIP = from.String()
+	}
+	v, err := g.c.Verify(ctx, p)
 	if err != nil {
 		if !errors.Is(err, context.Canceled) { // not the caller hanging up
 			g.log.ErrorContext(ctx, "guard: cannot verify API keys with apikeyd", "err", err)
@@ -247,6 +264,20 @@ func tooMany(w http.ResponseWriter, v *client.Verdict, now time.Time) {
 	deny(w, http.StatusTooManyRequests, "", "the API key's rate limit is reached; retry later")
 }
 
+// peerAddr is the address of the request's peer, the invalid Addr when
+// RemoteAddr cannot be read; IPv4-mapped addresses become IPv4.
+func peerAddr(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
 // bearer returns the token of an "Authorization: Bearer <token>" header
 // and whether there was one.
 func bearer(h string) (string, bool) {
@@ -297,6 +328,9 @@ func deny(w http.ResponseWriter, status int, challenge, detail string) {
 type cacheKey struct {
 	hash [sha256.Size]byte
 	req  string
+	// from is part of the key because a verdict holds for the address it
+	// was given for: an allowlisted key may be refused from elsewhere.
+	from netip.Addr
 }
 
 type cacheEntry struct {

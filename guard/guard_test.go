@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -304,7 +305,7 @@ func TestCache(t *testing.T) {
 		if rec := call(long.Require("orders:read")(sample), "Bearer "+exp.Secret); rec.Code != http.StatusOK {
 			t.Fatalf("status %d", rec.Code)
 		}
-		e := long.cache.m[cacheKey{hash: sha256.Sum256([]byte(exp.Secret)), req: "\x00orders:read"}]
+		e := long.cache.m[cacheKey{hash: sha256.Sum256([]byte(exp.Secret)), req: "\x00orders:read", from: netip.MustParseAddr("192.0.2.1")}]
 		if e.id == nil || !e.until.Equal(*exp.ExpiresAt) {
 			t.Fatalf("cached until %v, want the key's expiry %v", e.until, *exp.ExpiresAt)
 		}
@@ -631,4 +632,33 @@ func TestUsageLimits(t *testing.T) {
 	if rec.Header().Get("RateLimit") != "" {
 		t.Errorf("USAGE_EXCEEDED with RateLimit %q", rec.Header().Get("RateLimit"))
 	}
+}
+
+// TestClientIP: the guard sends the request's address as client_ip, so that
+// a key with an IP allowlist works behind it from inside the list and is
+// refused from outside, and a cached verdict is never reused for another
+// address.
+func TestClientIP(t *testing.T) {
+	f := newFixture(t)
+	// httptest.NewRequest's peer is 192.0.2.1.
+	key := f.create(t, client.CreateParams{ProjectID: "shop", Name: "office only", IPAllowlist: []string{"192.0.2.0/24"}}).Secret
+	t.Run("OKPeerInList", func(t *testing.T) {
+		if rec := call(f.guard(t, Options{}).Require()(sample), "Bearer "+key); rec.Code != http.StatusOK {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	})
+	t.Run("ErrOutsideList", func(t *testing.T) {
+		g := f.guard(t, Options{ClientIP: func(*http.Request) netip.Addr { return netip.MustParseAddr("203.0.113.9") }})
+		problemOf(t, call(g.Require()(sample), "Bearer "+key), http.StatusUnauthorized)
+	})
+	t.Run("ErrCacheIsPerAddress", func(t *testing.T) {
+		from := netip.MustParseAddr("192.0.2.7")
+		g := f.guard(t, Options{CacheTTL: time.Hour, ClientIP: func(*http.Request) netip.Addr { return from }})
+		h := g.Require()(sample)
+		if rec := call(h, "Bearer "+key); rec.Code != http.StatusOK {
+			t.Fatalf("inside the list: status %d: %s", rec.Code, rec.Body)
+		}
+		from = netip.MustParseAddr("198.51.100.1")
+		problemOf(t, call(h, "Bearer "+key), http.StatusUnauthorized)
+	})
 }
