@@ -190,6 +190,18 @@ func (a *API) routes() {
 		"Enable an API key", "Undoes disable. Idempotent; 409 for a revoked key."), a.enableKey)
 	huma.Register(a.huma, a.op("rotateKey", http.MethodPost, "/v1/api-keys/{keyID}/rotate", apikey.ScopeWrite,
 		"Rotate an API key with optional grace period", "Issues a replacement; the old key keeps working for grace_period_minutes (default 60, 0 = stop now)."), a.rotateKey)
+	huma.Register(a.huma, a.op("adjustCredits", http.MethodPost, "/v1/api-keys/{keyID}/credits", apikey.ScopeWrite,
+		"Change a key's credits", "set, increment or decrement the balance its lineage shares, against verifies running meanwhile without losing an update; audited with before and after."), a.adjustCredits)
+	huma.Register(a.huma, a.op("getKeyUsage", http.MethodGet, "/v1/api-keys/{keyID}/usage", apikey.ScopeRead,
+		"Get a key's usage", "Verdicts by code and credits spent, per hour or UTC day, oldest first; kept 100 days."), a.keyUsage)
+	huma.Register(a.huma, a.op("getUsage", http.MethodGet, "/v1/usage", apikey.ScopeRead,
+		"Get a project's usage", "The usage of a project's keys summed, per hour or UTC day, oldest first; environment_id and owner_id narrow it."), a.projectUsage)
+	huma.Register(a.huma, a.op("putOwner", http.MethodPut, "/v1/projects/{project_id}/owners/{owner_id}", apikey.ScopeWrite,
+		"Define an owner's shared allowance", "Every key of the project with this owner_id also draws on these limits and credits, all or nothing with its own."), a.putOwner)
+	huma.Register(a.huma, a.op("getOwner", http.MethodGet, "/v1/projects/{project_id}/owners/{owner_id}", apikey.ScopeRead,
+		"Get an owner's shared allowance", ""), a.getOwner)
+	huma.Register(a.huma, a.op("deleteOwner", http.MethodDelete, "/v1/projects/{project_id}/owners/{owner_id}", apikey.ScopeWrite,
+		"Delete an owner's shared allowance", "Its keys are limited by their own allowances alone. Idempotent."), a.deleteOwner)
 	audit := a.op("listAuditEvents", http.MethodGet, "/v1/audit-events", apikey.ScopeRead,
 		"List audit events", "Who did what to which key, newest first. Without project_id, a caller holding root-keys:read gets the events of no project: the changes to root keys.")
 	audit.Metadata["orScope"] = apikey.ScopeRootRead
@@ -203,7 +215,7 @@ func (a *API) op(id, method, path, scope, summary, desc string) huma.Operation {
 	switch id {
 	case "createKey", "rotateKey", "importKeys", "createRootKey", "rotateRootKey":
 		status = http.StatusCreated
-	case "revokeKey", "revokeRootKey":
+	case "revokeKey", "revokeRootKey", "deleteOwner":
 		status = http.StatusNoContent
 	}
 	errs := []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests, http.StatusServiceUnavailable}

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"strconv"
+	"time"
 
 	"github.com/apikeyd/apikeyd/apikey"
 	"github.com/apikeyd/apikeyd/service"
@@ -49,7 +50,9 @@ func (a *API) listKeys(ctx context.Context, in *listKeysInput) (*listKeysOutput,
 	now := a.now()
 	out := &listKeysOutput{Body: make([]KeyObject, len(keys))}
 	for i, k := range keys {
-		out.Body[i] = keyObject(k, now)
+		if out.Body[i], err = a.keyObject(ctx, k, now); err != nil {
+			return nil, a.fail(ctx, err)
+		}
 	}
 	out.Link = a.cursors.nextLink(l, in.Limit, next)
 	return out, nil
@@ -71,10 +74,14 @@ func (a *API) createKey(ctx context.Context, in *createKeyInput) (*createKeyOutp
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
+	o, err := a.keyObject(ctx, created.Key, a.now())
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
 	return &createKeyOutput{
 		Location: "/v1/api-keys/" + created.Key.ID,
 		Body: CreatedKeyObject{
-			KeyObject:             keyObject(created.Key, a.now()),
+			KeyObject:             o,
 			Key:                   created.Plaintext,
 			RotationWebhookSecret: created.WebhookSecret,
 		},
@@ -91,7 +98,11 @@ func (a *API) getKey(ctx context.Context, in *keyIDPath) (*keyOutput, error) {
 		return nil, a.fail(ctx, err)
 	}
 	noteProject(ctx, k.ProjectID)
-	return &keyOutput{Body: keyObject(k, a.now())}, nil
+	o, err := a.keyObject(ctx, k, a.now())
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return &keyOutput{Body: o}, nil
 }
 
 type patchKeyInput struct {
@@ -109,8 +120,12 @@ func (a *API) patchKey(ctx context.Context, in *patchKeyInput) (*patchKeyOutput,
 		return nil, a.fail(ctx, err)
 	}
 	noteProject(ctx, patched.Key.ProjectID)
+	o, err := a.keyObject(ctx, patched.Key, a.now())
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
 	return &patchKeyOutput{Body: PatchedKeyObject{
-		KeyObject:             keyObject(patched.Key, a.now()),
+		KeyObject:             o,
 		RotationWebhookSecret: patched.WebhookSecret,
 	}}, nil
 }
@@ -222,8 +237,44 @@ func (a *API) expiring(ctx context.Context, in *expiringInput, path string) (*li
 	now := a.now()
 	out := &listKeysOutput{Body: make([]KeyObject, len(keys))}
 	for i, k := range keys {
-		out.Body[i] = keyObject(k, now)
+		if out.Body[i], err = a.keyObject(ctx, k, now); err != nil {
+			return nil, a.fail(ctx, err)
+		}
 	}
 	out.Link = a.cursors.nextLink(l, in.Limit, next)
+	return out, nil
+}
+
+// keyObject is the KeyObject of k with its balance, which the usage store
+// keeps beside the key.
+func (a *API) keyObject(ctx context.Context, k *apikey.Key, now time.Time) (KeyObject, error) {
+	o := keyObject(k, now)
+	c, err := a.svc.Credits(ctx, k)
+	o.Credits = creditsObject(c)
+	return o, err
+}
+
+type creditsInput struct {
+	KeyID string `path:"keyID" doc:"Key ID. Any other string, whatever its length, is 404."`
+	Body  struct {
+		Op     string `json:"op" doc:"set, increment or decrement."`
+		Amount int64  `json:"amount" doc:"0–10^12. A decrement stops at 0."`
+	}
+}
+
+type creditsOutput struct {
+	Body struct {
+		Remaining int64 `json:"remaining" doc:"The balance after the change."`
+	}
+}
+
+// adjustCredits is POST /v1/api-keys/{keyID}/credits.
+func (a *API) adjustCredits(ctx context.Context, in *creditsInput) (*creditsOutput, error) {
+	n, err := a.svc.AdjustCredits(ctx, principal(ctx), in.KeyID, apikey.CreditOp(in.Body.Op), in.Body.Amount)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	out := &creditsOutput{}
+	out.Body.Remaining = n
 	return out, nil
 }

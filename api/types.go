@@ -9,6 +9,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/apikey"
 	"github.com/apikeyd/apikeyd/service"
+	"github.com/apikeyd/apikeyd/usage"
 )
 
 // KeyCommon are the fields every object describing a key shows alike: the
@@ -90,12 +91,14 @@ type KeyObject struct {
 	NextRotationAt       *time.Time `json:"next_rotation_at"`
 	RotationWebhookURL   *string    `json:"rotation_webhook_url"`
 	KeyOwnership
-	IPAllowlist      []string   `json:"ip_allowlist" doc:"Addresses and CIDRs the key may be used from; null: any."`
-	DisabledAt       *time.Time `json:"disabled_at" doc:"Set while the key is disabled."`
-	DisabledReason   *string    `json:"disabled_reason"`
-	RevocationReason *string    `json:"revocation_reason" enum:"unspecified,key_compromise,superseded,privilege_withdrawn,cessation_of_operation"`
-	Source           string     `json:"source" enum:"issued,imported" doc:"issued by apikeyd, or imported."`
-	Status           string     `json:"status" enum:"active,rotating,rotated,expired,revoked,disabled" doc:"active; rotating (replaced, in grace); rotated (grace over); expired; revoked; disabled (unless revoked, expired or rotated)."`
+	IPAllowlist      []string          `json:"ip_allowlist" doc:"Addresses and CIDRs the key may be used from; null: any."`
+	DisabledAt       *time.Time        `json:"disabled_at" doc:"Set while the key is disabled."`
+	DisabledReason   *string           `json:"disabled_reason"`
+	RevocationReason *string           `json:"revocation_reason" enum:"unspecified,key_compromise,superseded,privilege_withdrawn,cessation_of_operation"`
+	Source           string            `json:"source" enum:"issued,imported" doc:"issued by apikeyd, or imported."`
+	Status           string            `json:"status" enum:"active,rotating,rotated,expired,revoked,disabled" doc:"active; rotating (replaced, in grace); rotated (grace over); expired; revoked; disabled (unless revoked, expired or rotated)."`
+	RateLimits       []RateLimitObject `json:"ratelimits" doc:"At most limit VALID verifies in any interval of duration_ms; null for none."`
+	Credits          *CreditsObject    `json:"credits" doc:"The balance verifies spend; null for unlimited."`
 }
 
 // CreatedKeyObject is the answer to a create: the key object, the plaintext
@@ -153,13 +156,16 @@ type VerifyObject struct {
 	KeyCommon
 	GraceExpiresAt *time.Time `json:"grace_expires_at"`
 	KeyOwnership
+	// VerifyUsage is set for a key with rate limits or credits that
+	// passed every other check; its fields are absent otherwise.
+	*VerifyUsage
 
 	known bool
 }
 
 // TransformSchema documents the key's fields as optional: an unknown key's
 // answer has valid and code alone.
-func (VerifyObject) TransformSchema(_ huma.Registry, s *huma.Schema) *huma.Schema {
+func (VerifyObject) TransformSchema(r huma.Registry, s *huma.Schema) *huma.Schema {
 	s.Required = []string{"valid", "code"}
 	return s
 }
@@ -191,8 +197,43 @@ func verifyObject(v service.Verdict) VerifyObject {
 			out.GraceExpiresAt = optTime(r.GraceExpiresAt)
 		}
 		out.KeyOwnership = keyOwnership(r)
+		if v.Metered {
+			out.VerifyUsage = verifyUsage(&v)
+		}
 	}
 	return out
+}
+
+// verifyUsage is the VerifyUsage of a metered verdict: the key's subject
+// is the first of the decision's.
+func verifyUsage(v *service.Verdict) *VerifyUsage {
+	u := &VerifyUsage{}
+	u.RateLimits, u.Credits = subjectUsage(v.Record.RateLimits, &v.Usage.Subjects[0])
+	if o := v.Owner; o != nil {
+		u.Owner = &VerifyOwnerObject{ID: o.OwnerID, Meta: json.RawMessage("null")}
+		if o.Meta != nil {
+			u.Owner.Meta = o.Meta
+		}
+		u.Owner.RateLimits, u.Owner.Credits = subjectUsage(o.RateLimits, &v.Usage.Subjects[1])
+	}
+	return u
+}
+
+// subjectUsage is what a verify answer says of one subject: its limits
+// (an array, never null) and its balance (nil: unlimited).
+func subjectUsage(limits []apikey.RateLimit, st *usage.SubjectState) ([]VerifyLimitObject, *VerifyCreditsObject) {
+	out := make([]VerifyLimitObject, len(limits))
+	for i, l := range limits {
+		out[i] = VerifyLimitObject{Name: l.Name, Limit: l.Limit, DurationMS: l.DurationMS}
+		if i < st.NLimits {
+			out[i].Remaining = st.Limits[i].Remaining
+			out[i].ResetAt = optMillis(st.Limits[i].ResetAt)
+		}
+	}
+	if !st.Credits {
+		return out, nil
+	}
+	return out, &VerifyCreditsObject{Remaining: st.Remaining, NextRefillAt: optMillis(st.NextRefillAt)}
 }
 
 // verifyCode is a verdict on the wire. Its schema enumerates
@@ -271,6 +312,7 @@ func keyObject(k *apikey.Key, now time.Time) KeyObject {
 		RevocationReason:   optString(string(k.RevocationReason)),
 		Source:             string(k.SourceOrIssued()),
 		Status:             string(k.Status(now)),
+		RateLimits:         rateLimitObjects(k.RateLimits),
 	}
 	if k.RotationIntervalDays > 0 {
 		d := k.RotationIntervalDays
@@ -299,17 +341,19 @@ func auditEventObject(e *apikey.AuditEvent) AuditEventObject {
 // createKeyInputBody is the body of POST /v1/api-keys: apikey.KeyInput on
 // the wire. Its name gives the schema name /openapi.json has always had.
 type createKeyInputBody struct {
-	ProjectID            string       `json:"project_id" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Project the key belongs to."`
-	Name                 string       `json:"name" minLength:"1" maxLength:"255" doc:"Human-readable name."`
-	Scopes               []string     `json:"scopes,omitempty" nullable:"true" maxItems:"64" doc:"What the key may do, in your own vocabulary; a trailing :* or a lone * is a wildcard. Default: none."`
-	ExpiresInDays        *wholeNumber `json:"expires_in_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Lifetime in days. Not with expires_at."`
-	ExpiresAt            *time.Time   `json:"expires_at,omitempty" nullable:"true" doc:"Expiry instant, in the future. Not with expires_in_days."`
-	EnvironmentID        *string      `json:"environment_id,omitempty" nullable:"true" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Bind the key to one environment."`
-	RotationIntervalDays *wholeNumber `json:"rotation_interval_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Rotate automatically every this many days; needs rotation_webhook_url."`
-	RotationWebhookURL   *string      `json:"rotation_webhook_url,omitempty" nullable:"true" maxLength:"2048" doc:"https URL on a public host that receives rotated keys, signed."`
-	OwnerID              *string      `json:"owner_id,omitempty" nullable:"true" minLength:"1" maxLength:"255" pattern:"^[A-Za-z0-9_.:@-]+$" doc:"The user, team or service account the key belongs to."`
-	Meta                 metaObject   `json:"meta,omitempty" doc:"Any JSON object, at most 4096 bytes compact and 64 members; every verifier sees it."`
-	IPAllowlist          *[]string    `json:"ip_allowlist,omitempty" nullable:"true" maxItems:"100" doc:"1-100 IPv4/IPv6 addresses or CIDRs (host bits zero) the key may be used from; null: any."`
+	ProjectID            string                       `json:"project_id" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Project the key belongs to."`
+	Name                 string                       `json:"name" minLength:"1" maxLength:"255" doc:"Human-readable name."`
+	Scopes               []string                     `json:"scopes,omitempty" nullable:"true" maxItems:"64" doc:"What the key may do, in your own vocabulary; a trailing :* or a lone * is a wildcard. Default: none."`
+	ExpiresInDays        *wholeNumber                 `json:"expires_in_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Lifetime in days. Not with expires_at."`
+	ExpiresAt            *time.Time                   `json:"expires_at,omitempty" nullable:"true" doc:"Expiry instant, in the future. Not with expires_in_days."`
+	EnvironmentID        *string                      `json:"environment_id,omitempty" nullable:"true" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Bind the key to one environment."`
+	RotationIntervalDays *wholeNumber                 `json:"rotation_interval_days,omitempty" nullable:"true" minimum:"1" maximum:"36500" doc:"Rotate automatically every this many days; needs rotation_webhook_url."`
+	RotationWebhookURL   *string                      `json:"rotation_webhook_url,omitempty" nullable:"true" maxLength:"2048" doc:"https URL on a public host that receives rotated keys, signed."`
+	OwnerID              *string                      `json:"owner_id,omitempty" nullable:"true" minLength:"1" maxLength:"255" pattern:"^[A-Za-z0-9_.:@-]+$" doc:"The user, team or service account the key belongs to."`
+	Meta                 metaObject                   `json:"meta,omitempty" doc:"Any JSON object, at most 4096 bytes compact and 64 members; every verifier sees it."`
+	IPAllowlist          *[]string                    `json:"ip_allowlist,omitempty" nullable:"true" maxItems:"100" doc:"1-100 IPv4/IPv6 addresses or CIDRs (host bits zero) the key may be used from; null: any."`
+	RateLimits           []RateLimitObject            `json:"ratelimits,omitempty" nullable:"true" doc:"1–10 limits; null or absent for none."`
+	Credits              Optional[CreditsInputObject] `json:"credits,omitempty" doc:"The starting balance; null or absent for unlimited."`
 }
 
 func (b *createKeyInputBody) input() apikey.KeyInput {
@@ -318,21 +362,24 @@ func (b *createKeyInputBody) input() apikey.KeyInput {
 		ExpiresAt: b.ExpiresAt, EnvironmentID: b.EnvironmentID,
 		RotationIntervalDays: intPtr(b.RotationIntervalDays), RotationWebhookURL: b.RotationWebhookURL,
 		OwnerID: b.OwnerID, Meta: json.RawMessage(b.Meta), IPAllowlist: b.IPAllowlist,
+		RateLimits: rateLimits(b.RateLimits), Credits: createCredits(b.Credits),
 	}
 }
 
 // patchKeyInputBody is the body of PATCH /v1/api-keys/{keyID}:
 // apikey.KeyPatch on the wire. The domain answers null where null is not allowed.
 type patchKeyInputBody struct {
-	Name                 Optional[string]      `json:"name,omitempty" minLength:"1" maxLength:"255"`
-	Scopes               Optional[[]string]    `json:"scopes,omitempty" maxItems:"64"`
-	ExpiresAt            Optional[time.Time]   `json:"expires_at,omitempty" doc:"New expiry; null removes it."`
-	RotationIntervalDays Optional[wholeNumber] `json:"rotation_interval_days,omitempty" minimum:"1" maximum:"36500" doc:"null disables scheduled rotation."`
-	RotationWebhookURL   Optional[string]      `json:"rotation_webhook_url,omitempty" maxLength:"2048" doc:"null removes it (only without rotation_interval_days)."`
-	NextRotationAt       *time.Time            `json:"next_rotation_at,omitempty" doc:"Move the next scheduled rotation, e.g. to now."`
-	OwnerID              Optional[string]      `json:"owner_id,omitempty" minLength:"1" maxLength:"255" pattern:"^[A-Za-z0-9_.:@-]+$" doc:"null removes the owner."`
-	Meta                 Optional[metaObject]  `json:"meta,omitempty" doc:"Replaces the meta whole; null clears it."`
-	IPAllowlist          Optional[[]string]    `json:"ip_allowlist,omitempty" maxItems:"100" doc:"Replaces the allowlist; null allows any address."`
+	Name                 Optional[string]             `json:"name,omitempty" minLength:"1" maxLength:"255"`
+	Scopes               Optional[[]string]           `json:"scopes,omitempty" maxItems:"64"`
+	ExpiresAt            Optional[time.Time]          `json:"expires_at,omitempty" doc:"New expiry; null removes it."`
+	RotationIntervalDays Optional[wholeNumber]        `json:"rotation_interval_days,omitempty" minimum:"1" maximum:"36500" doc:"null disables scheduled rotation."`
+	RotationWebhookURL   Optional[string]             `json:"rotation_webhook_url,omitempty" maxLength:"2048" doc:"null removes it (only without rotation_interval_days)."`
+	NextRotationAt       *time.Time                   `json:"next_rotation_at,omitempty" doc:"Move the next scheduled rotation, e.g. to now."`
+	OwnerID              Optional[string]             `json:"owner_id,omitempty" minLength:"1" maxLength:"255" pattern:"^[A-Za-z0-9_.:@-]+$" doc:"null removes the owner."`
+	Meta                 Optional[metaObject]         `json:"meta,omitempty" doc:"Replaces the meta whole; null clears it."`
+	IPAllowlist          Optional[[]string]           `json:"ip_allowlist,omitempty" maxItems:"100" doc:"Replaces the allowlist; null allows any address."`
+	RateLimits           Optional[[]RateLimitObject]  `json:"ratelimits,omitempty" doc:"Replace the limits; null removes them. Counts of a limit whose name and duration stay are kept."`
+	Credits              Optional[CreditsInputObject] `json:"credits,omitempty" doc:"Redefine the balance (remaining becomes the total); null makes credits unlimited."`
 }
 
 func (b *patchKeyInputBody) patch() apikey.KeyPatch {
@@ -340,7 +387,8 @@ func (b *patchKeyInputBody) patch() apikey.KeyPatch {
 		Name: b.Name.Optional, Scopes: b.Scopes.Optional, ExpiresAt: b.ExpiresAt.Optional,
 		RotationIntervalDays: wholeOptional(b.RotationIntervalDays), RotationWebhookURL: b.RotationWebhookURL.Optional,
 		OwnerID: b.OwnerID.Optional, IPAllowlist: b.IPAllowlist.Optional,
-		Meta: apikey.Optional[json.RawMessage]{Set: b.Meta.Set, Null: b.Meta.Null, Value: json.RawMessage(b.Meta.Value)},
+		Meta:       apikey.Optional[json.RawMessage]{Set: b.Meta.Set, Null: b.Meta.Null, Value: json.RawMessage(b.Meta.Value)},
+		RateLimits: optionalLimits(b.RateLimits), Credits: optionalCredits(b.Credits),
 	}
 	if b.NextRotationAt != nil {
 		p.NextRotationAt = apikey.Some(*b.NextRotationAt)
@@ -356,6 +404,11 @@ type Optional[T any] struct{ apikey.Optional[T] }
 // Schema describes the field as its value type, nullable.
 func (o Optional[T]) Schema(r huma.Registry) *huma.Schema {
 	s := *r.Schema(reflect.TypeFor[T](), true, "")
+	if s.Ref != "" {
+		// huma cannot make a reference nullable: an object is described
+		// in place.
+		s = *r.SchemaFromRef(s.Ref)
+	}
 	s.Nullable = true
 	return &s
 }

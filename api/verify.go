@@ -19,6 +19,7 @@ import (
 	"github.com/apikeyd/apikeyd/apikey"
 	"github.com/apikeyd/apikeyd/observe"
 	"github.com/apikeyd/apikeyd/service"
+	"github.com/apikeyd/apikeyd/usage"
 )
 
 // Verification is the call a platform makes on every request of its own
@@ -37,6 +38,7 @@ type verifyInput struct {
 		Scopes        []string `json:"scopes,omitempty" nullable:"true" maxItems:"64" doc:"Scopes the key must all hold."`
 		EnvironmentID string   `json:"environment_id,omitempty" maxLength:"128" doc:"Environment the key must be bound to."`
 		ClientIP      string   `json:"client_ip,omitempty" maxLength:"64" doc:"Address the key was presented from; a key with an ip_allowlist is IP_NOT_ALLOWED without it."`
+		Cost          *int64   `json:"cost,omitempty" minimum:"0" maximum:"1000000" doc:"Credits a VALID verify spends; default 1, 0 checks without spending."`
 	}
 }
 
@@ -48,9 +50,11 @@ type verifyOutput struct {
 // the log line and the metrics report of it.
 func (a *API) verifyKey(ctx context.Context, in *verifyInput) (*verifyOutput, error) {
 	rec := observe.From(ctx)
-	v, err := a.svc.Verify(ctx, principal(ctx), service.VerifyInput{
-		Key: in.Body.Key, Scopes: in.Body.Scopes, EnvironmentID: in.Body.EnvironmentID, ClientIP: in.Body.ClientIP, At: rec.Start,
-	})
+	vin := service.VerifyInput{Key: in.Body.Key, Scopes: in.Body.Scopes, EnvironmentID: in.Body.EnvironmentID, ClientIP: in.Body.ClientIP, At: rec.Start}
+	if in.Body.Cost != nil {
+		vin.Cost = apikey.Some(*in.Body.Cost)
+	}
+	v, err := a.svc.Verify(ctx, principal(ctx), vin)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -181,7 +185,7 @@ func (vb *verifyBuf) parseFast(body []byte) (service.VerifyInput, bool) {
 	if !d.next('{') {
 		return in, false
 	}
-	var key, scopes, env, client bool
+	var key, scopes, env, client, cost bool
 	for {
 		name, ok := d.str()
 		if !ok || !d.next(':') {
@@ -212,6 +216,16 @@ func (vb *verifyBuf) parseFast(body []byte) (service.VerifyInput, bool) {
 			if in.ClientIP, ok = d.str(); !ok || len(in.ClientIP) > maxClientIPLen {
 				return in, false
 			}
+		case "cost":
+			if cost {
+				return in, false
+			}
+			cost = true
+			n, ok := d.count()
+			if !ok {
+				return in, false
+			}
+			in.Cost = apikey.Some(n)
 		case "scopes":
 			if scopes {
 				return in, false
@@ -280,6 +294,30 @@ func (d *fastDecoder) next(c byte) bool {
 		return true
 	}
 	return false
+}
+
+// count reads a whole number of at most 7 digits without a sign, a
+// fraction or an exponent, and without leading zeros: the costs a verify
+// takes (0–1000000) as a client writes them.
+func (d *fastDecoder) count() (int64, bool) {
+	d.space()
+	var n int64
+	start := d.i
+	for d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' {
+		n = n*10 + int64(d.b[d.i]-'0')
+		d.i++
+	}
+	digits := d.i - start
+	if digits == 0 || digits > 7 || (digits > 1 && d.b[start] == '0') || n > apikey.MaxCost {
+		return 0, false
+	}
+	if d.i < len(d.b) {
+		switch d.b[d.i] {
+		case '.', 'e', 'E':
+			return 0, false
+		}
+	}
+	return n, true
 }
 
 // str reads a string of printable ASCII without escapes, returned without
@@ -356,8 +394,74 @@ func appendVerdict(b []byte, v *service.Verdict) []byte {
 		}
 		b = append(b, `,"meta":`...)
 		b = appendMeta(b, r.Meta)
+		if v.Metered {
+			b = appendUsage(b, v)
+		}
 	}
 	return append(b, "}\n"...)
+}
+
+// appendUsage appends the fields of verifyUsage(v) as json.Marshal writes
+// them.
+func appendUsage(b []byte, v *service.Verdict) []byte {
+	b = append(b, `,"ratelimits":`...)
+	b = appendSubject(b, v.Record.RateLimits, &v.Usage.Subjects[0])
+	if o := v.Owner; o != nil {
+		b = append(b, `,"owner":{"id":`...)
+		b = appendJSONString(b, o.OwnerID)
+		b = append(b, `,"meta":`...)
+		if o.Meta == nil {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, o.Meta...)
+		}
+		b = append(b, `,"ratelimits":`...)
+		b = appendSubject(b, o.RateLimits, &v.Usage.Subjects[1])
+		b = append(b, '}')
+	}
+	return b
+}
+
+// appendSubject appends a subject's limits as an array and, after
+// ,"credits":, its balance or null.
+func appendSubject(b []byte, limits []apikey.RateLimit, st *usage.SubjectState) []byte {
+	b = append(b, '[')
+	for i, l := range limits {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var ls usage.LimitState
+		if i < st.NLimits {
+			ls = st.Limits[i]
+		}
+		b = append(b, `{"name":`...)
+		b = appendJSONString(b, l.Name)
+		b = append(b, `,"limit":`...)
+		b = strconv.AppendInt(b, l.Limit, 10)
+		b = append(b, `,"duration_ms":`...)
+		b = strconv.AppendInt(b, l.DurationMS, 10)
+		b = append(b, `,"remaining":`...)
+		b = strconv.AppendInt(b, ls.Remaining, 10)
+		b = append(b, `,"reset_at":`...)
+		b = appendOptMillis(b, ls.ResetAt)
+		b = append(b, '}')
+	}
+	b = append(b, `],"credits":`...)
+	if !st.Credits {
+		return append(b, "null"...)
+	}
+	b = append(b, `{"remaining":`...)
+	b = strconv.AppendInt(b, st.Remaining, 10)
+	b = append(b, `,"next_refill_at":`...)
+	b = appendOptMillis(b, st.NextRefillAt)
+	return append(b, '}')
+}
+
+func appendOptMillis(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(b, "null"...)
+	}
+	return appendMillis(b, t)
 }
 
 // appendJSONString appends s as encoding/json writes it. Strings of plain

@@ -23,6 +23,7 @@ import (
 	"github.com/apikeyd/apikeyd/seal"
 	"github.com/apikeyd/apikeyd/service"
 	"github.com/apikeyd/apikeyd/sqlite"
+	"github.com/apikeyd/apikeyd/usage"
 )
 
 // failingStore is a real store whose key lookups can be made to fail, as
@@ -184,6 +185,11 @@ func TestVerifyKnownKeys(t *testing.T) {
 		{"Malformed", service.VerifyInput{Key: "nope"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			m := map[string]any{"key": tc.in.Key, "scopes": tc.in.Scopes, "environment_id": tc.in.EnvironmentID}
+			if tc.in.Cost.Set {
+				m["cost"] = tc.in.Cost.Value
+			}
+			body, _ := json.Marshal(m)
 			v, err := f.svc.Verify(t.Context(), apikey.AdminPrincipal, tc.in)
 			if err != nil {
 				t.Fatal(err)
@@ -192,7 +198,6 @@ func TestVerifyKnownKeys(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			body, _ := json.Marshal(map[string]any{"key": tc.in.Key, "scopes": tc.in.Scopes, "environment_id": tc.in.EnvironmentID})
 			resp, got := f.post(t, f.admin, body)
 			if resp.StatusCode != http.StatusOK || string(got) != string(want)+"\n" {
 				t.Fatalf("got %d %s\nwant %s", resp.StatusCode, got, want)
@@ -214,6 +219,10 @@ func TestAppendVerdict(t *testing.T) {
 			Meta: `{"plan":"pro","n":[1,2.5,null],"o":{"é":true}}`}},
 		"MetaEscaped": {Code: apikey.CodeIPNotAllowed, Known: true, Record: apikey.Record{ID: "key_x",
 			Meta: `{"h":"<b>&amp;</b>","s":"` + "\u2028  " + `"}`}},
+		"Metered":          metered(at, true),
+		"MeteredNoCredits": metered(at, false),
+		"MeteredOwner":     meteredOwner(at, []byte(`{"plan":"pro","n":[1,2]}`)),
+		"MeteredOwnerBare": meteredOwner(at, nil),
 	} {
 		t.Run(name, func(t *testing.T) {
 			want, err := json.Marshal(verifyObject(v))
@@ -225,6 +234,35 @@ func TestAppendVerdict(t *testing.T) {
 			}
 		})
 	}
+}
+
+// metered is a verdict the usage engine decided: two limits (the second
+// with nothing counted) and, if credits, a balance with a refill.
+func metered(at time.Time, credits bool) service.Verdict {
+	v := service.Verdict{Code: apikey.CodeRateLimited, Known: true, Metered: true, Record: apikey.Record{ID: "key_x", ProjectID: "p",
+		RateLimits: []apikey.RateLimit{{Name: "per_second", Limit: 10, DurationMS: 1000}, {Name: "day.<b>", Limit: 1e9, DurationMS: 86400000}},
+		HasCredits: credits}}
+	st := &v.Usage.Subjects[0]
+	st.NLimits = 2
+	st.Limits[0] = usage.LimitState{Remaining: 0, ResetAt: at.Add(1234567 * time.Nanosecond)}
+	st.Limits[1] = usage.LimitState{Remaining: 1e9}
+	if credits {
+		st.Credits, st.Remaining, st.NextRefillAt = true, 42, at.Truncate(time.Hour)
+	}
+	return v
+}
+
+// meteredOwner is metered with an owner's allowance as second subject.
+func meteredOwner(at time.Time, meta []byte) service.Verdict {
+	v := metered(at, false)
+	v.Record.OwnerID = "acme@corp"
+	v.Owner = &apikey.Owner{ProjectID: "p", OwnerID: "acme@corp", Meta: meta, HasCredits: true,
+		RateLimits: []apikey.RateLimit{{Name: "shared", Limit: 100, DurationMS: 60000}}}
+	st := &v.Usage.Subjects[1]
+	st.NLimits = 1
+	st.Limits[0] = usage.LimitState{Remaining: 7, ResetAt: at}
+	st.Credits, st.Remaining = true, 5
+	return v
 }
 
 // parseVerify is the strict reference parseFast is checked against: what
@@ -252,7 +290,11 @@ func parseVerify(a *API, body []byte) (service.VerifyInput, error) {
 		return service.VerifyInput{}, newHumaError(http.StatusBadRequest, "validation failed",
 			&huma.ErrorDetail{Location: "body", Message: err.Error()})
 	}
-	return service.VerifyInput{Key: in.Body.Key, Scopes: in.Body.Scopes, EnvironmentID: in.Body.EnvironmentID, ClientIP: in.Body.ClientIP}, nil
+	out := service.VerifyInput{Key: in.Body.Key, Scopes: in.Body.Scopes, EnvironmentID: in.Body.EnvironmentID, ClientIP: in.Body.ClientIP}
+	if in.Body.Cost != nil {
+		out.Cost = apikey.Some(*in.Body.Cost)
+	}
+	return out, nil
 }
 
 // checkParsers fails if parseFast takes a body that the strict decoder
@@ -309,6 +351,18 @@ func TestParseFast(t *testing.T) {
 		{"\ufeff{\"key\":\"k\"}", false},
 		{`{"key":"k"`, false},
 		{``, false},
+		{`{"key":"k","cost":0}`, true},
+		{`{"cost": 1000000 ,"key":"k"}`, true},
+		{`{"key":"k","cost":17}`, true},
+		{`{"key":"k","cost":1000001}`, false},
+		{`{"key":"k","cost":-1}`, false},
+		{`{"key":"k","cost":01}`, false},
+		{`{"key":"k","cost":1.0}`, false},
+		{`{"key":"k","cost":1e3}`, false},
+		{`{"key":"k","cost":"1"}`, false},
+		{`{"key":"k","cost":null}`, false},
+		{`{"key":"k","cost":1,"cost":1}`, false},
+		{`{"key":"k","cost":}`, false},
 	} {
 		var vb verifyBuf
 		if _, ok := vb.parseFast([]byte(tc.body)); ok != tc.ok {
@@ -323,6 +377,7 @@ func FuzzParseFast(f *testing.F) {
 	f.Add([]byte(`{"key":"k","scopes":["a","b"],"environment_id":"e"}`))
 	f.Add([]byte(` { "key" : "k" } `))
 	f.Add([]byte(`{"key":"k","scopes":[]}`))
+	f.Add([]byte(`{"key":"k","cost":12}`))
 	f.Fuzz(func(t *testing.T, body []byte) { checkParsers(t, a, body) })
 }
 
@@ -473,6 +528,112 @@ func BenchmarkServeVerify(b *testing.B) {
 		b.Fatal(err)
 	}
 	body := []byte(`{"key":"` + k.Plaintext + `","scopes":["orders:read"],"environment_id":"prod"}`)
+	req := httptest.NewRequest(http.MethodPost, "/v1/api-keys/verify", nil)
+	req.Header.Set("Authorization", "Bearer "+verifier.Plaintext)
+	rd := bytes.NewReader(body)
+	req.Body = io.NopCloser(rd)
+	w := &discard{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(body)
+		clear(w.h)
+		a.ServeHTTP(w, req)
+	}
+}
+
+// TestVerifyMetered runs one sequence of verifies on two keys defined
+// alike, one through the fast path and one through huma (scopes: null is
+// a body the fast path hands on): the answers agree, and say what the
+// limits and the balance have left.
+func TestVerifyMetered(t *testing.T) {
+	f := newFixture(t, 100)
+	def := func(name string) service.CreateInput {
+		return service.CreateInput{ProjectID: "p1", Name: name,
+			RateLimits: []apikey.RateLimit{{Name: "a", Limit: 2, DurationMS: 60000}},
+			Credits:    &apikey.Credits{Remaining: 5}}
+	}
+	fast, slow := f.create(t, def("twin")), f.create(t, def("twin"))
+	for i, step := range []struct {
+		cost      string
+		code      string
+		limitLeft float64
+		credits   float64
+	}{
+		{`2`, "VALID", 1, 3},
+		{`4`, "USAGE_EXCEEDED", 1, 3},
+		{`0`, "VALID", 0, 3},
+		{`1`, "RATE_LIMITED", 0, 3},
+	} {
+		var answers [2]map[string]any
+		for j, body := range []string{
+			`{"key":"` + fast.Plaintext + `","cost":` + step.cost + `}`,
+			`{"key":"` + slow.Plaintext + `","cost":` + step.cost + `,"scopes":null}`,
+		} {
+			resp, got := f.post(t, f.admin, []byte(body))
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("step %d: %d %s", i, resp.StatusCode, got)
+			}
+			var m map[string]any
+			if err := json.Unmarshal(got, &m); err != nil {
+				t.Fatal(err)
+			}
+			rl := m["ratelimits"].([]any)[0].(map[string]any)
+			if m["code"] != step.code || rl["remaining"] != step.limitLeft || m["credits"].(map[string]any)["remaining"] != step.credits {
+				t.Fatalf("step %d (%s): %s", i, []string{"fast", "huma"}[j], got)
+			}
+			delete(m, "key_id")
+			delete(rl, "reset_at")
+			answers[j] = m
+		}
+		if !reflect.DeepEqual(answers[0], answers[1]) {
+			t.Fatalf("step %d: fast path %v, huma %v", i, answers[0], answers[1])
+		}
+	}
+	// A cost out of range is a 400 naming cost, on either path.
+	for _, body := range []string{`{"key":"` + fast.Plaintext + `","cost":1000001}`, `{"key":"` + fast.Plaintext + `","cost":-1}`} {
+		if resp, got := f.post(t, f.admin, []byte(body)); resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(got), `"cost"`) {
+			t.Fatalf("%s: %d %s", body, resp.StatusCode, got)
+		}
+	}
+}
+
+// BenchmarkServeVerifyMetered is BenchmarkServeVerify with a key that has
+// one rate limit (never reached) and credits (never exhausted): the cost
+// of admission by the usage engine, in process.
+func BenchmarkServeVerifyMetered(b *testing.B) {
+	for _, metered := range []bool{false, true} {
+		b.Run(map[bool]string{false: "plain", true: "limit+credits"}[metered], func(b *testing.B) {
+			benchVerify(b, metered)
+		})
+	}
+}
+
+func benchVerify(b *testing.B, metered bool) {
+	st, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "apikeyd.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	box, _ := seal.New(make([]byte, 32))
+	svc, err := service.New(service.Options{Store: st, Index: keycache.New(keycache.Options{Store: st}), Box: box, AdminToken: adminToken, KeyPrefix: "sk"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := New(Options{Service: svc})
+	verifier, err := svc.Create(b.Context(), apikey.AdminPrincipal, service.CreateInput{ProjectID: "p1", Name: "v", Scopes: []string{apikey.ScopeVerify}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := service.CreateInput{ProjectID: "p1", Name: "k", Scopes: []string{"orders:read"}}
+	if metered {
+		in.RateLimits = []apikey.RateLimit{{Name: "per_second", Limit: apikey.MaxRateLimit, DurationMS: 1000}}
+		in.Credits = &apikey.Credits{Remaining: apikey.MaxCredits}
+	}
+	k, err := svc.Create(b.Context(), apikey.AdminPrincipal, in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := []byte(`{"key":"` + k.Plaintext + `","scopes":["orders:read"]}`)
 	req := httptest.NewRequest(http.MethodPost, "/v1/api-keys/verify", nil)
 	req.Header.Set("Authorization", "Bearer "+verifier.Plaintext)
 	rd := bytes.NewReader(body)

@@ -13,6 +13,9 @@ const (
 	ActionDisabled       = "api_key.disabled"
 	ActionEnabled        = "api_key.enabled"
 	ActionImported       = "api_key.imported"
+	// ActionCreditsAdjusted records POST /v1/api-keys/{id}/credits, with
+	// the balance before and after.
+	ActionCreditsAdjusted = "api_key.credits_adjusted"
 )
 
 // Actor types.

@@ -2,6 +2,7 @@ package apikey
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"slices"
 	"strconv"
@@ -61,6 +62,16 @@ type Key struct {
 	// master key. Nil when the key has no webhook.
 	WebhookSecretSealed []byte
 
+	// LineageID names the allowance the key draws on (SPEC §10): a new
+	// key's is its own ID, a replacement's its predecessor's, so that old
+	// and new key in grace share one balance and the same windows.
+	LineageID string
+	// RateLimits are the key's limits (nil: none). HasCredits says the key
+	// has a balance, kept by the usage store under Subject (false:
+	// unlimited).
+	RateLimits []RateLimit
+	HasCredits bool
+
 	// Version increases by one with every change to the key's stored state
 	// (last use excepted). Caches stamp their copies with it so that an older
 	// read can never overwrite a newer one.
@@ -108,6 +119,14 @@ func (k *Key) Status(now time.Time) Status {
 	return StatusActive
 }
 
+// SubjectPrefix starts the usage subject of a key's lineage.
+const SubjectPrefix = "key:"
+
+// Subject is the usage subject (docs/limits.md) of the key's lineage: its
+// rate-limit windows and its balance. A key written without a lineage
+// (by a tool that inserts keys straight into the store) is its own.
+func (k *Key) Subject() string { return SubjectPrefix + cmp.Or(k.LineageID, k.ID) }
+
 // Record returns what a verification needs to know about the key.
 func (k *Key) Record() Record {
 	return Record{
@@ -125,6 +144,9 @@ func (k *Key) Record() Record {
 		Meta:           string(k.Meta),
 		Allowlist:      k.IPAllowlist,
 		Disabled:       !k.DisabledAt.IsZero(),
+		Subject:        k.Subject(),
+		RateLimits:     k.RateLimits,
+		HasCredits:     k.HasCredits,
 	}
 }
 
@@ -149,6 +171,9 @@ func (k *Key) Clone() *Key {
 	}
 	if k.IPAllowlist != nil {
 		c.IPAllowlist = slices.Clone(k.IPAllowlist)
+	}
+	if k.RateLimits != nil {
+		c.RateLimits = slices.Clone(k.RateLimits)
 	}
 	return &c
 }
@@ -211,6 +236,10 @@ type KeyInput struct {
 	Meta json.RawMessage
 	// IPAllowlist is nil for any address.
 	IPAllowlist *[]string
+	RateLimits  []RateLimit
+	// Credits is the key's starting balance; nil means unlimited. The
+	// service puts it in the usage store with the key.
+	Credits *Credits
 }
 
 // NewKey checks in and returns the key it describes at now: every field a
@@ -260,6 +289,9 @@ func (in *KeyInput) NewKey(now time.Time, env string) (*Key, []FieldError) {
 		k.IPAllowlist = bad.allowlist("ip_allowlist", *in.IPAllowlist)
 	}
 	k.Source = SourceIssued
+	bad = append(bad, ValidateRateLimits("ratelimits", in.RateLimits)...)
+	bad = append(bad, in.Credits.Validate("credits")...)
+	k.RateLimits, k.HasCredits = in.RateLimits, in.Credits != nil
 	return k, bad
 }
 
@@ -317,6 +349,11 @@ type KeyPatch struct {
 	Meta Optional[json.RawMessage]
 	// IPAllowlist replaces the list; null allows every address.
 	IPAllowlist Optional[[]string]
+	// RateLimits replaces the key's limits; null removes them.
+	RateLimits Optional[[]RateLimit]
+	// Credits redefines the key's balance (the service puts it in the
+	// usage store); null makes credits unlimited.
+	Credits Optional[Credits]
 }
 
 // Check checks the rules of p that do not depend on the key, at now, and
@@ -351,6 +388,15 @@ func (p *KeyPatch) Check(now time.Time) []FieldError {
 	}
 	if p.IPAllowlist.Valid() {
 		bad.allowlist("ip_allowlist", p.IPAllowlist.Value)
+	}
+	if p.RateLimits.Valid() {
+		if p.RateLimits.Value == nil {
+			p.RateLimits.Value = []RateLimit{}
+		}
+		bad = append(bad, ValidateRateLimits("ratelimits", p.RateLimits.Value)...)
+	}
+	if p.Credits.Valid() {
+		bad = append(bad, p.Credits.Value.Validate("credits")...)
 	}
 	return bad
 }
@@ -394,6 +440,12 @@ func (p *KeyPatch) Apply(k *Key, now time.Time) []FieldError {
 				k.NextRotationAt = now
 			}
 		}
+	}
+	if p.RateLimits.Set {
+		k.RateLimits = value(p.RateLimits)
+	}
+	if p.Credits.Set {
+		k.HasCredits = p.Credits.Valid()
 	}
 	var bad problems
 	if p.NextRotationAt.Valid() {
@@ -449,6 +501,13 @@ var auditFields = []struct {
 	}},
 	{"disabled_at", func(k *Key) any { return orNil(k.DisabledAt) }},
 	{"disabled_reason", func(k *Key) any { return orNil(k.DisabledReason) }},
+	{"ratelimits", func(k *Key) any {
+		if k.RateLimits == nil {
+			return nil
+		}
+		return k.RateLimits
+	}},
+	{"has_credits", func(k *Key) any { return orNil(k.HasCredits) }},
 }
 
 func orNil[T comparable](v T) any {
@@ -496,6 +555,9 @@ func equalValue(a, b any) bool {
 	case json.RawMessage:
 		b, ok := b.(json.RawMessage)
 		return ok && bytes.Equal(a, b)
+	case []RateLimit:
+		b, ok := b.([]RateLimit)
+		return ok && slices.Equal(a, b)
 	}
 	return a == b
 }

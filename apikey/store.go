@@ -276,6 +276,9 @@ type UsageStore interface {
 	// PruneUsage deletes the hours before before and returns how many
 	// rows it deleted.
 	PruneUsage(ctx context.Context, before time.Time) (int64, error)
+
+	// Owner returns the allowance of an owner of a project, or ENOTFOUND.
+	Owner(ctx context.Context, projectID, ownerID string) (*Owner, error)
 }
 
 // UsageTx is the write side of balances, valid inside Store.Update, so
@@ -294,6 +297,11 @@ type UsageTx interface {
 	// leases pay off) if need be; set makes the total amount. ENOTFOUND if
 	// the subject has no balance.
 	AdjustCredits(ctx context.Context, subject string, op CreditOp, amount int64, now time.Time) (before, after int64, err error)
+	// PutOwner creates or replaces an owner's allowance (its balance is
+	// PutBalance's, under o.Subject()); CreatedAt is kept on replace.
+	PutOwner(ctx context.Context, o *Owner) error
+	// DeleteOwner deletes an owner's allowance; deleting none is no error.
+	DeleteOwner(ctx context.Context, projectID, ownerID string) error
 }
 
 // Liveness of replicas, as the usage store judges it.

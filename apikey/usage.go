@@ -26,9 +26,9 @@ const (
 // RateLimit allows at most Limit VALID verifies in any interval of
 // DurationMS milliseconds (a sliding window, docs/limits.md).
 type RateLimit struct {
-	Name       string
-	Limit      int64
-	DurationMS int64
+	Name       string `json:"name"`
+	Limit      int64  `json:"limit"`
+	DurationMS int64  `json:"duration_ms"`
 }
 
 // SliceMS is the width of the slices the window is counted in:
@@ -317,3 +317,26 @@ func AdjustBalance(remaining, held int64, op CreditOp, amount int64) (newRemaini
 	}
 	return next - held, max(total, 0), max(next, 0), nil
 }
+
+// Owner is the shared allowance of one owner_id in a project (SPEC §10):
+// every key of the project with that owner_id also draws on its limits
+// and its balance (kept by the usage store under Subject).
+type Owner struct {
+	ProjectID  string
+	OwnerID    string
+	RateLimits []RateLimit
+	HasCredits bool
+	// Meta is a compact JSON object (CompactMeta), nil for none.
+	Meta      []byte
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// OwnerSubjectPrefix starts the usage subject of an owner.
+const OwnerSubjectPrefix = "owner:"
+
+// Subject is the usage subject of the owner's allowance.
+func (o *Owner) Subject() string { return OwnerSubjectPrefix + o.ProjectID + "/" + o.OwnerID }
+
+// Metered reports whether the owner limits anything.
+func (o *Owner) Metered() bool { return o != nil && (o.RateLimits != nil || o.HasCredits) }

@@ -20,6 +20,8 @@ const (
 	CodeEnvironmentMismatch VerifyCode = "ENVIRONMENT_MISMATCH"
 	CodeDisabled            VerifyCode = "DISABLED"
 	CodeIPNotAllowed        VerifyCode = "IP_NOT_ALLOWED"
+	CodeRateLimited         VerifyCode = "RATE_LIMITED"
+	CodeUsageExceeded       VerifyCode = "USAGE_EXCEEDED"
 )
 
 // VerifyCodes lists every verdict: the one list of them, from which metrics
@@ -31,6 +33,7 @@ var VerifyCodes = [...]VerifyCode{
 	CodeValid, CodeMalformed, CodeNotFound, CodeExpired, CodeRevoked,
 	CodeRotated, CodeInsufficientScope, CodeEnvironmentMismatch,
 	CodeDisabled, CodeIPNotAllowed,
+	CodeRateLimited, CodeUsageExceeded,
 }
 
 // RecordsUse reports whether a verification with this verdict on a known
@@ -64,6 +67,12 @@ type Record struct {
 	// Allowlist is where the key may be used from; nil for anywhere.
 	Allowlist Allowlist
 	Disabled  bool
+	// Subject, RateLimits and HasCredits are the key's usage control
+	// (Key.Subject): what a VALID verdict must still be admitted by.
+	Subject    string
+	RateLimits []RateLimit
+	HasCredits bool
+	// OwnerID is the key's owner: its allowance (Owner) is drawn on too.
 }
 
 // Check decides the verdict on the key at now, for a caller that needs every

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,7 +64,7 @@ scripts.`,
 	}
 	k.connectionFlags(cmd)
 	cmd.AddCommand(k.list(), k.get(), k.create(), k.update(), k.rotate(), k.revoke(), k.verify(), k.expiring(), k.audit(),
-		k.disable(), k.enable(), k.importKeys())
+		k.disable(), k.enable(), k.importKeys(), k.credits())
 	return cmd
 }
 
@@ -279,6 +280,10 @@ func (k *keysCmd) create() *cobra.Command {
 	var meta string
 	f.StringVar(&meta, "meta", "", "JSON object every verifier sees, or @file.json")
 	f.StringArrayVar(&p.IPAllowlist, "allow-ip", nil, "address or CIDR the key may be used from (repeat)")
+	var limits []string
+	credits := int64(-1)
+	f.StringArrayVar(&limits, "ratelimit", nil, "rate limit NAME:LIMIT:DURATION_MS, e.g. per_minute:100:60000 (repeat for several)")
+	f.Int64Var(&credits, "credits", -1, "starting balance that verifies spend (default: unlimited)")
 	requireFlags(cmd, "project", "name")
 	cmd.MarkFlagsMutuallyExclusive("expires-in-days", "expires-at")
 	cmd.RunE = k.run(func(ctx context.Context, c *client.Client, _ []string) error {
@@ -295,6 +300,16 @@ func (k *keysCmd) create() *cobra.Command {
 				return err
 			}
 			p.ExpiresAt = t
+		}
+		for _, l := range limits {
+			rl, err := parseRateLimit(l)
+			if err != nil {
+				return err
+			}
+			p.RateLimits = append(p.RateLimits, rl)
+		}
+		if cmd.Flags().Changed("credits") {
+			p.Credits = &client.Credits{Remaining: credits}
 		}
 		created, err := c.CreateKey(ctx, p)
 		if err != nil {
@@ -396,7 +411,12 @@ why), 1 when the server could not be asked, 2 for a usage error.`,
 	cmd.Flags().StringSliceVar(&p.Scopes, "scope", nil, "scope the key must hold (repeat, or comma-separate)")
 	cmd.Flags().StringVar(&p.EnvironmentID, "environment", "", "environment the key must be bound to")
 	cmd.Flags().StringVar(&p.ClientIP, "client-ip", "", "address the key was presented from (for keys with an allowlist)")
+	var cost int64
+	cmd.Flags().Int64Var(&cost, "cost", 1, "credits a VALID verify spends (0: check without spending)")
 	cmd.RunE = k.run(func(ctx context.Context, c *client.Client, args []string) error {
+		if cmd.Flags().Changed("cost") {
+			p.Cost = client.Cost(cost)
+		}
 		if len(args) == 1 && args[0] != "-" {
 			p.Key = args[0]
 		} else {
@@ -432,6 +452,44 @@ why), 1 when the server could not be asked, 2 for a usage error.`,
 			err = errInvalidKey
 		}
 		return err
+	})
+	return cmd
+}
+
+// parseRateLimit reads a --ratelimit NAME:LIMIT:DURATION_MS.
+func parseRateLimit(s string) (client.RateLimit, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) == 3 {
+		limit, err1 := strconv.ParseInt(parts[1], 10, 64)
+		d, err2 := strconv.ParseInt(parts[2], 10, 64)
+		if err1 == nil && err2 == nil {
+			return client.RateLimit{Name: parts[0], Limit: limit, DurationMS: d}, nil
+		}
+	}
+	return client.RateLimit{}, usageError{fmt.Errorf("--ratelimit %q: want NAME:LIMIT:DURATION_MS, e.g. per_minute:100:60000", s)}
+}
+
+func (k *keysCmd) credits() *cobra.Command {
+	var p client.CreditParams
+	cmd := &cobra.Command{
+		Use:               "credits KEY_ID --op set|increment|decrement --amount N",
+		Short:             "Change a key's credits; prints what is left",
+		Example:           "  apikeyd keys credits key_01j… --op increment --amount 1000",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	cmd.Flags().StringVar(&p.Op, "op", "", "set, increment or decrement")
+	cmd.Flags().Int64Var(&p.Amount, "amount", 0, "0-1000000000000; a decrement stops at 0")
+	requireFlags(cmd, "op", "amount")
+	cmd.RunE = k.run(func(ctx context.Context, c *client.Client, args []string) error {
+		n, err := c.AdjustCredits(ctx, args[0], p)
+		if err != nil {
+			return err
+		}
+		out := struct {
+			Remaining int64 `json:"remaining"`
+		}{n}
+		return k.print(out, func(t *table) { t.row("remaining", strconv.FormatInt(n, 10)) })
 	})
 	return cmd
 }

@@ -177,3 +177,33 @@ func TestHelpTexts(t *testing.T) {
 		})
 	}
 }
+
+// TestKeysUsageControl: create with a rate limit and credits, verify with
+// a cost, change the credits.
+func TestKeysUsageControl(t *testing.T) {
+	srv := testserver.New(t)
+	var created struct {
+		ID  string `json:"id"`
+		Key string `json:"key"`
+	}
+	code, out, errOut := cliRun(t, srv.URL, srv.AdminToken, "keys", "create", "--project", "acme", "--name", "metered",
+		"--ratelimit", "per_minute:5:60000", "--credits", "10", "-o", "json")
+	if code != 0 || json.Unmarshal([]byte(out), &created) != nil || !strings.Contains(out, `"per_minute"`) {
+		t.Fatalf("create: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = cliRun(t, srv.URL, srv.AdminToken, "keys", "verify", created.Key, "--cost", "4", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"remaining": 6`) {
+		t.Fatalf("verify --cost 4: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = cliRun(t, srv.URL, srv.AdminToken, "keys", "credits", created.ID, "--op", "increment", "--amount", "5")
+	if code != 0 || !strings.Contains(out, "11") {
+		t.Fatalf("credits: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = cliRun(t, srv.URL, srv.AdminToken, "keys", "get", created.ID)
+	if code != 0 || !strings.Contains(out, "per_minute:5:60000") {
+		t.Fatalf("get: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, _, _ := cliRun(t, srv.URL, srv.AdminToken, "keys", "create", "--project", "acme", "--name", "bad", "--ratelimit", "x"); code != 2 {
+		t.Fatalf("a malformed --ratelimit: exit %d, want 2", code)
+	}
+}

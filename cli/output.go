@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -82,6 +83,20 @@ func keyFields(t *table, k *client.Key) {
 	t.row("disabled_reason", stringOrDash(k.DisabledReason))
 	t.row("revocation_reason", stringOrDash(k.RevocationReason))
 	t.row("source", k.Source)
+	limits := "-"
+	if len(k.RateLimits) > 0 {
+		var ls []string
+		for _, l := range k.RateLimits {
+			ls = append(ls, fmt.Sprintf("%s:%d:%d", l.Name, l.Limit, l.DurationMS))
+		}
+		limits = strings.Join(ls, ",")
+	}
+	t.row("ratelimits", limits)
+	credits := "-"
+	if k.Credits != nil {
+		credits = strconv.FormatInt(k.Credits.Remaining, 10)
+	}
+	t.row("credits", credits)
 }
 
 func scopeList(s []string) string {

@@ -117,6 +117,21 @@ func (c *Client) RotateKey(ctx context.Context, id string, p RotateParams) (*Rot
 	return &out, nil
 }
 
+// AdjustCredits changes a key's balance (POST /v1/api-keys/{id}/credits)
+// and returns what is left. Needs api-keys:write.
+func (c *Client) AdjustCredits(ctx context.Context, id string, p CreditParams) (int64, error) {
+	if id == "" {
+		return 0, errNoID
+	}
+	var out struct {
+		Remaining int64 `json:"remaining"`
+	}
+	if _, err := c.do(ctx, http.MethodPost, c.endpoint(keyPath(id)+"/credits", nil), p, &out); err != nil {
+		return 0, err
+	}
+	return out.Remaining, nil
+}
+
 // Verify asks whether a presented key is valid, with the scopes and
 // environment in p. The answer is a verdict, not an error: an invalid key
 // is a Verdict with Valid false and a Code saying why. Needs

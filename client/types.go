@@ -64,6 +64,52 @@ type Key struct {
 	// Source is "issued" or "imported".
 	Source string `json:"source"`
 	Status Status `json:"status"`
+	// RateLimits is nil for a key without rate limits.
+	RateLimits []RateLimit `json:"ratelimits"`
+	// Credits is nil for a key with unlimited credits.
+	Credits *Credits `json:"credits"`
+}
+
+// RateLimit allows at most Limit VALID verifies in any interval of
+// DurationMS milliseconds.
+type RateLimit struct {
+	Name       string `json:"name"`
+	Limit      int64  `json:"limit"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+// Credits is a key's balance. In CreateParams and UpdateParams only
+// Remaining and Refill are sent.
+type Credits struct {
+	Remaining    int64      `json:"remaining"`
+	Refill       *Refill    `json:"refill,omitempty"`
+	RefilledAt   *time.Time `json:"refilled_at,omitempty"`
+	NextRefillAt *time.Time `json:"next_refill_at,omitempty"`
+}
+
+// Refill is a balance's schedule: Interval "daily" or "monthly", Mode
+// "replace" or "add", DayOfMonth (monthly only) 1–31, 0 for the 1st.
+type Refill struct {
+	Interval   string `json:"interval"`
+	Amount     int64  `json:"amount"`
+	Mode       string `json:"mode"`
+	DayOfMonth int    `json:"day_of_month,omitempty"`
+}
+
+// VerifyLimit is one rate limit in a verdict: what it still allows and
+// when that next grows (nil when nothing is counted).
+type VerifyLimit struct {
+	Name       string     `json:"name"`
+	Limit      int64      `json:"limit"`
+	DurationMS int64      `json:"duration_ms"`
+	Remaining  int64      `json:"remaining"`
+	ResetAt    *time.Time `json:"reset_at"`
+}
+
+// VerifyCredits is a key's balance in a verdict.
+type VerifyCredits struct {
+	Remaining    int64      `json:"remaining"`
+	NextRefillAt *time.Time `json:"next_refill_at"`
 }
 
 // CreatedKey is the answer to CreateKey: the key, its plaintext and, for a
@@ -111,6 +157,8 @@ const (
 	CodeRotated             VerifyCode = "ROTATED"
 	CodeInsufficientScope   VerifyCode = "INSUFFICIENT_SCOPE"
 	CodeEnvironmentMismatch VerifyCode = "ENVIRONMENT_MISMATCH"
+	CodeRateLimited         VerifyCode = "RATE_LIMITED"
+	CodeUsageExceeded       VerifyCode = "USAGE_EXCEEDED"
 	CodeDisabled            VerifyCode = "DISABLED"
 	CodeIPNotAllowed        VerifyCode = "IP_NOT_ALLOWED"
 )
@@ -127,6 +175,21 @@ type Verdict struct {
 	KeyCommon
 	GraceExpiresAt *time.Time `json:"grace_expires_at"`
 	Ownership
+	// RateLimits and Credits are set for a key with rate limits or
+	// credits that passed every other check (VALID, RATE_LIMITED,
+	// USAGE_EXCEEDED); Credits is nil when unlimited.
+	RateLimits []VerifyLimit  `json:"ratelimits,omitempty"`
+	Credits    *VerifyCredits `json:"credits,omitempty"`
+	// Owner is the allowance of the key's owner the verify drew on too.
+	Owner *VerifyOwner `json:"owner,omitempty"`
+}
+
+// VerifyOwner is an owner's shared allowance in a verdict.
+type VerifyOwner struct {
+	ID         string          `json:"id"`
+	Meta       json.RawMessage `json:"meta"`
+	RateLimits []VerifyLimit   `json:"ratelimits"`
+	Credits    *VerifyCredits  `json:"credits"`
 }
 
 // MarshalJSON writes the verdict as the server does: only valid and code
@@ -186,6 +249,9 @@ type CreateParams struct {
 	Meta json.RawMessage `json:"meta,omitempty"`
 	// IPAllowlist restricts the key to these addresses and CIDRs.
 	IPAllowlist []string `json:"ip_allowlist,omitempty"`
+	// RateLimits and Credits (nil: unlimited) control usage in verify.
+	RateLimits []RateLimit `json:"ratelimits,omitempty"`
+	Credits    *Credits    `json:"credits,omitempty"`
 }
 
 // UpdateParams are the changes to a key. A field left at its zero value is
@@ -210,6 +276,10 @@ type UpdateParams struct {
 	Meta Field[json.RawMessage] `json:"meta,omitzero"`
 	// IPAllowlist replaces the allowlist; Null allows any address.
 	IPAllowlist Field[[]string] `json:"ip_allowlist,omitzero"`
+	// RateLimits: Null removes them.
+	RateLimits Field[[]RateLimit] `json:"ratelimits,omitzero"`
+	// Credits redefines the balance; Null makes credits unlimited.
+	Credits Field[Credits] `json:"credits,omitzero"`
 }
 
 // Field is one field of a partial update: absent (the zero value), a value
@@ -258,6 +328,19 @@ type VerifyParams struct {
 	// ClientIP is the address the key was presented from; a key with an
 	// allowlist is CodeIPNotAllowed without it.
 	ClientIP string `json:"client_ip,omitempty"`
+	// Cost is what a VALID verify spends of the key's credits: nil for
+	// the default, 1; Cost(0) checks without spending.
+	Cost *int64 `json:"cost,omitempty"`
+}
+
+// Cost returns a VerifyParams cost.
+func Cost(n int64) *int64 { return &n }
+
+// CreditParams change a key's balance: Op "set", "increment" or
+// "decrement" by Amount.
+type CreditParams struct {
+	Op     string `json:"op"`
+	Amount int64  `json:"amount"`
 }
 
 // ListParams select the keys ListKeys returns, newest first.

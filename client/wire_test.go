@@ -46,6 +46,8 @@ func jsonFields(t reflect.Type) []string {
 		switch {
 		case f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct:
 			names = append(names, jsonFields(f.Type)...)
+		case f.Anonymous && name == "" && f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
+			names = append(names, jsonFields(f.Type.Elem())...)
 		case !f.IsExported() || name == "-":
 		case name == "":
 			names = append(names, f.Name)

@@ -36,6 +36,9 @@ type Config struct {
 	WebhookMaxAttempts    int
 	InsecureWebhooks      bool
 	LastUsedFlush         time.Duration
+	// CreditSliceMax caps one credit reservation of a replica, and so what
+	// a SIGKILL can lose per balance it was spending (docs/limits.md).
+	CreditSliceMax int
 	// MaxStaleness bounds how long a PostgreSQL replica answers usable keys
 	// from memory after it last confirmed that its index was in step with
 	// the database.
@@ -218,6 +221,8 @@ var Settings = []Setting{
 		}},
 	durationSetting(Setting{Flag: "last-used-flush", Env: "APIKEYD_LAST_USED_FLUSH", Default: "10s", Usage: "how often buffered last_used_at updates are written"},
 		100*time.Millisecond, time.Hour, func(c *Config) *time.Duration { return &c.LastUsedFlush }),
+	intSetting(Setting{Flag: "credit-slice-max", Env: "APIKEYD_CREDIT_SLICE_MAX", Default: "1000", Usage: "the most credits of one balance a replica reserves at a time: what a replica killed without a shutdown can lose per balance it was spending (docs/limits.md)"},
+		1, 1000000000, func(c *Config) *int { return &c.CreditSliceMax }),
 	durationSetting(Setting{Flag: "database-wait", Env: "APIKEYD_DATABASE_WAIT", Default: "30s", Usage: "PostgreSQL only: how long a start retries, with backoff, a database that does not answer before it gives up"},
 		0, time.Hour, func(c *Config) *time.Duration { return &c.DatabaseWait }),
 	durationSetting(Setting{Flag: "max-staleness", Env: "APIKEYD_MAX_STALENESS", Default: "2s", Usage: "PostgreSQL only: how long a replica that cannot confirm its key index is in step with the database (connection lost) still verifies usable keys from memory; after that they get 503 until it can"},

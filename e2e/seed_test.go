@@ -13,6 +13,8 @@ var keyFields = []string{
 	"next_rotation_at", "rotation_webhook_url", "status",
 	// SPEC §9 (issue 12) adds these to the key object.
 	"owner_id", "meta", "ip_allowlist", "disabled_at", "disabled_reason", "revocation_reason", "source",
+	// SPEC §10 (issue 13).
+	"ratelimits", "credits",
 }
 
 var rotateFields = []string{

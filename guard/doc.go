@@ -27,6 +27,11 @@
 //     period, or bound to another environment than Options.Environment;
 //   - 403 with WWW-Authenticate: Bearer error="insufficient_scope" when the
 //     key is valid but lacks a scope the route requires;
+//   - 429 when the key is over one of its (or its owner's) rate limits
+//     (RATE_LIMITED), with Retry-After and the RateLimit-Policy and
+//     RateLimit fields of draft-ietf-httpapi-ratelimit-headers, e.g.
+//     RateLimit-Policy: "per_minute";q=100;w=60 and
+//     RateLimit: "per_minute";r=0;t=12; or out of credits (USAGE_EXCEEDED);
 //   - 503 when apikeyd cannot be reached or refuses the guard's own token
 //     (a configuration error, logged).
 //
@@ -49,7 +54,8 @@
 // is reused for that long (and never past the key's own expiry or the end
 // of its grace period): a revoked key may then keep working in your API for
 // up to CacheTTL after its revocation, and is refused from then on.
-// Negative answers are never cached. Entries are keyed by
+// Negative answers are never cached, nor are the answers for a key with
+// rate limits or credits: every request must count against them. Entries are keyed by
 // the SHA-256 of the key and the route's requirement, never by the key
 // itself, and at most Options.CacheSize are kept.
 package guard

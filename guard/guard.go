@@ -7,8 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +51,13 @@ type Options struct {
 	// Logger receives the reasons for 503 answers; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// ClientIP returns the address a request comes from. The guard sends it
+	// to apikeyd as client_ip, so that a key with an IP allowlist (SPEC §9)
+	// is judged by where it is used from. nil means the request's peer
+	// address (RemoteAddr). Behind a reverse proxy, give one that reads the
+	// address your proxy sets; otherwise every allowlisted key is judged by
+	// the proxy's own address.
+	ClientIP func(r *http.Request) netip.Addr
 }
 
 // Guard verifies the bearer keys of requests with apikeyd.
@@ -58,6 +69,7 @@ type Guard struct {
 	log     *slog.Logger
 	cache   *cache
 	now     func() time.Time
+	from    func(r *http.Request) netip.Addr
 }
 
 // New returns a Guard verifying keys through c. It panics when
@@ -66,7 +78,10 @@ func New(c *client.Client, o Options) *Guard {
 	if o.Environment != "" && !apikey.ValidIdentifier(o.Environment) {
 		panic(fmt.Sprintf("guard: invalid environment %q", o.Environment))
 	}
-	g := &Guard{c: c, env: o.Environment, timeout: o.Timeout, realm: o.Realm, log: o.Logger, now: time.Now}
+	g := &Guard{c: c, env: o.Environment, timeout: o.Timeout, realm: o.Realm, log: o.Logger, now: time.Now, from: o.ClientIP}
+	if g.from == nil {
+		g.from = peerAddr
+	}
 	if g.timeout <= 0 {
 		g.timeout = DefaultTimeout
 	}
@@ -141,10 +156,12 @@ func (g *Guard) Require(scopes ...string) func(http.Handler) http.Handler {
 				deny(w, http.StatusUnauthorized, invalid, "the API key is not valid")
 				return
 			}
-			id, status := g.check(r.Context(), key, scopes, req)
+			id, status, v := g.check(r.Context(), key, scopes, req, g.from(r))
 			switch status {
 			case http.StatusOK:
 				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
+			case http.StatusTooManyRequests:
+				tooMany(w, v, g.now())
 			case http.StatusForbidden:
 				deny(w, http.StatusForbidden, insufficient, "the API key lacks a required scope")
 			case http.StatusServiceUnavailable:
@@ -156,32 +173,39 @@ func (g *Guard) Require(scopes ...string) func(http.Handler) http.Handler {
 	}
 }
 
-// check decides a key: 200 with its identity, 401, 403 or 503.
-func (g *Guard) check(ctx context.Context, key string, scopes []string, req string) (*Identity, int) {
+// check decides a key: 200 with its identity, 401, 403, 429 (with the
+// verdict) or 503.
+func (g *Guard) check(ctx context.Context, key string, scopes []string, req string, from netip.Addr) (*Identity, int, *client.Verdict) {
 	var ck cacheKey
 	now := g.now()
 	if g.cache != nil {
-		ck = cacheKey{hash: sha256.Sum256([]byte(key)), req: req}
+		ck = cacheKey{hash: sha256.Sum256([]byte(key)), req: req, from: from}
 		if id, ok := g.cache.get(ck, now); ok {
-			return id, http.StatusOK
+			return id, http.StatusOK, nil
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	v, err := g.c.Verify(ctx, client.VerifyParams{Key: key, Scopes: scopes, EnvironmentID: g.env})
+	p := client.VerifyParams{Key: key, Scopes: scopes, EnvironmentID: g.env}
+	if from.IsValid() {
+		p.ClientIP = from.String()
+	}
+	v, err := g.c.Verify(ctx, p)
 	if err != nil {
 		if !errors.Is(err, context.Canceled) { // not the caller hanging up
 			g.log.ErrorContext(ctx, "guard: cannot verify API keys with apikeyd", "err", err)
 		}
-		return nil, http.StatusServiceUnavailable
+		return nil, http.StatusServiceUnavailable, nil
 	}
 	// The domain's codes, of which the client's are a tested copy.
 	switch apikey.VerifyCode(v.Code) {
 	case apikey.CodeValid:
 	case apikey.CodeInsufficientScope:
-		return nil, http.StatusForbidden
+		return nil, http.StatusForbidden, nil
+	case apikey.CodeRateLimited, apikey.CodeUsageExceeded:
+		return nil, http.StatusTooManyRequests, v
 	default:
-		return nil, http.StatusUnauthorized
+		return nil, http.StatusUnauthorized, nil
 	}
 	id := &Identity{KeyID: v.KeyID, ProjectID: v.ProjectID, Name: v.Name, Scopes: v.Scopes}
 	if v.EnvironmentID != nil {
@@ -192,10 +216,66 @@ func (g *Guard) check(ctx context.Context, key string, scopes []string, req stri
 			id.ExpiresAt = *t
 		}
 	}
-	if g.cache != nil {
+	// A metered key's verdict is never reused: every request must count
+	// against its limits and credits.
+	if g.cache != nil && v.RateLimits == nil && v.Credits == nil && v.Owner == nil {
 		g.cache.put(ck, id, now)
 	}
-	return id, http.StatusOK
+	return id, http.StatusOK, v
+}
+
+// tooMany answers a RATE_LIMITED or USAGE_EXCEEDED verdict: 429
+// problem+json; for RATE_LIMITED with Retry-After (when the first
+// exhausted limit frees a request) and the RateLimit-Policy and RateLimit
+// fields of draft-ietf-httpapi-ratelimit-headers (every limit of the key,
+// and of its owner as "owner:<name>": quota q and window w in seconds;
+// remaining r and seconds t until it grows).
+func tooMany(w http.ResponseWriter, v *client.Verdict, now time.Time) {
+	if v.Code == client.CodeUsageExceeded {
+		deny(w, http.StatusTooManyRequests, "", "the API key has no credits left for this request")
+		return
+	}
+	var policy, state []string
+	retry := int64(0)
+	add := func(prefix string, ls []client.VerifyLimit) {
+		for _, l := range ls {
+			name := quote(prefix + l.Name)
+			policy = append(policy, fmt.Sprintf("%s;q=%d;w=%d", name, l.Limit, (l.DurationMS+999)/1000))
+			t := int64(0)
+			if l.ResetAt != nil {
+				t = max(0, int64(math.Ceil(l.ResetAt.Sub(now).Seconds())))
+			}
+			state = append(state, fmt.Sprintf("%s;r=%d;t=%d", name, l.Remaining, t))
+			if l.Remaining == 0 && (retry == 0 || t < retry) {
+				retry = max(t, 1)
+			}
+		}
+	}
+	add("", v.RateLimits)
+	if v.Owner != nil {
+		add("owner:", v.Owner.RateLimits)
+	}
+	h := w.Header()
+	if len(policy) > 0 {
+		h.Set("RateLimit-Policy", strings.Join(policy, ", "))
+		h.Set("RateLimit", strings.Join(state, ", "))
+	}
+	h.Set("Retry-After", strconv.FormatInt(max(retry, 1), 10))
+	deny(w, http.StatusTooManyRequests, "", "the API key's rate limit is reached; retry later")
+}
+
+// peerAddr is the address of the request's peer, the invalid Addr when
+// RemoteAddr cannot be read; IPv4-mapped addresses become IPv4.
+func peerAddr(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
 }
 
 // bearer returns the token of an "Authorization: Bearer <token>" header
@@ -226,6 +306,7 @@ var problemTypes = map[int]string{
 	http.StatusUnauthorized:       "urn:apikeyd:problem:unauthenticated",
 	http.StatusForbidden:          "urn:apikeyd:problem:forbidden",
 	http.StatusServiceUnavailable: "urn:apikeyd:problem:unavailable",
+	http.StatusTooManyRequests:    "urn:apikeyd:problem:rate-limited",
 }
 
 func deny(w http.ResponseWriter, status int, challenge, detail string) {
@@ -247,6 +328,9 @@ func deny(w http.ResponseWriter, status int, challenge, detail string) {
 type cacheKey struct {
 	hash [sha256.Size]byte
 	req  string
+	// from is part of the key because a verdict holds for the address it
+	// was given for: an allowlisted key may be refused from elsewhere.
+	from netip.Addr
 }
 
 type cacheEntry struct {

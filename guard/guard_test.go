@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -303,7 +305,7 @@ func TestCache(t *testing.T) {
 		if rec := call(long.Require("orders:read")(sample), "Bearer "+exp.Secret); rec.Code != http.StatusOK {
 			t.Fatalf("status %d", rec.Code)
 		}
-		e := long.cache.m[cacheKey{hash: sha256.Sum256([]byte(exp.Secret)), req: "\x00orders:read"}]
+		e := long.cache.m[cacheKey{hash: sha256.Sum256([]byte(exp.Secret)), req: "\x00orders:read", from: netip.MustParseAddr("192.0.2.1")}]
 		if e.id == nil || !e.until.Equal(*exp.ExpiresAt) {
 			t.Fatalf("cached until %v, want the key's expiry %v", e.until, *exp.ExpiresAt)
 		}
@@ -589,5 +591,74 @@ func BenchmarkRequire(b *testing.B) {
 				b.Fatalf("status %d", rec.Code)
 			}
 		}
+	})
+}
+
+// TestUsageLimits: a key over its rate limit gets 429 with Retry-After and
+// the RateLimit-Policy and RateLimit fields; a key out of credits gets 429
+// problem+json; with a cache, a metered key is still verified every time.
+func TestUsageLimits(t *testing.T) {
+	f := newFixture(t)
+	g := f.guard(t, Options{CacheTTL: time.Minute})
+	h := g.Require()(sample)
+	limited := f.create(t, client.CreateParams{ProjectID: "shop", Name: "limited",
+		RateLimits: []client.RateLimit{{Name: "per_minute", Limit: 2, DurationMS: 60000}}})
+	for i := range 2 {
+		if rec := call(h, "Bearer "+limited.Secret); rec.Code != http.StatusOK {
+			t.Fatalf("request %d: %d %s", i, rec.Code, rec.Body)
+		}
+	}
+	before := f.calls.Load()
+	rec := call(h, "Bearer "+limited.Secret)
+	problemOf(t, rec, http.StatusTooManyRequests)
+	if f.calls.Load() != before+1 {
+		t.Fatal("a metered key's verdict was answered from the cache")
+	}
+	if got := rec.Header().Get("RateLimit-Policy"); got != `"per_minute";q=2;w=60` {
+		t.Errorf("RateLimit-Policy %q", got)
+	}
+	if got := rec.Header().Get("RateLimit"); !strings.HasPrefix(got, `"per_minute";r=0;t=`) {
+		t.Errorf("RateLimit %q", got)
+	}
+	if ra, err := strconv.Atoi(rec.Header().Get("Retry-After")); err != nil || ra < 1 || ra > 66 {
+		t.Errorf("Retry-After %q", rec.Header().Get("Retry-After"))
+	}
+	poor := f.create(t, client.CreateParams{ProjectID: "shop", Name: "poor", Credits: &client.Credits{Remaining: 1}})
+	if rec := call(h, "Bearer "+poor.Secret); rec.Code != http.StatusOK {
+		t.Fatalf("first request on 1 credit: %d", rec.Code)
+	}
+	rec = call(h, "Bearer "+poor.Secret)
+	problemOf(t, rec, http.StatusTooManyRequests)
+	if rec.Header().Get("RateLimit") != "" {
+		t.Errorf("USAGE_EXCEEDED with RateLimit %q", rec.Header().Get("RateLimit"))
+	}
+}
+
+// TestClientIP: the guard sends the request's address as client_ip, so that
+// a key with an IP allowlist works behind it from inside the list and is
+// refused from outside, and a cached verdict is never reused for another
+// address.
+func TestClientIP(t *testing.T) {
+	f := newFixture(t)
+	// httptest.NewRequest's peer is 192.0.2.1.
+	key := f.create(t, client.CreateParams{ProjectID: "shop", Name: "office only", IPAllowlist: []string{"192.0.2.0/24"}}).Secret
+	t.Run("OKPeerInList", func(t *testing.T) {
+		if rec := call(f.guard(t, Options{}).Require()(sample), "Bearer "+key); rec.Code != http.StatusOK {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	})
+	t.Run("ErrOutsideList", func(t *testing.T) {
+		g := f.guard(t, Options{ClientIP: func(*http.Request) netip.Addr { return netip.MustParseAddr("203.0.113.9") }})
+		problemOf(t, call(g.Require()(sample), "Bearer "+key), http.StatusUnauthorized)
+	})
+	t.Run("ErrCacheIsPerAddress", func(t *testing.T) {
+		from := netip.MustParseAddr("192.0.2.7")
+		g := f.guard(t, Options{CacheTTL: time.Hour, ClientIP: func(*http.Request) netip.Addr { return from }})
+		h := g.Require()(sample)
+		if rec := call(h, "Bearer "+key); rec.Code != http.StatusOK {
+			t.Fatalf("inside the list: status %d: %s", rec.Code, rec.Body)
+		}
+		from = netip.MustParseAddr("198.51.100.1")
+		problemOf(t, call(h, "Bearer "+key), http.StatusUnauthorized)
 	})
 }

@@ -3,6 +3,7 @@ package keycache
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"math"
 	"slices"
 	"strings"
@@ -69,6 +70,10 @@ type Cache struct {
 	lists    [maxSetChunks]*[setsPerChunk]apikey.Allowlist
 	numLists uint32
 	listIDs  map[string]uint32
+	// Rate-limit sets, interned as scope sets are: set 0 is none.
+	limitIDs     map[string]uint32 // limits, as JSON → index
+	limitSets    [maxSetChunks]*[setsPerChunk][]apikey.RateLimit
+	numLimitSets uint32
 
 	// The root keys (see roots), under a lock of their own.
 	rootStore  RootStore
@@ -91,6 +96,7 @@ func New(o Options) *Cache {
 		setIDs:   make(map[string]uint32),
 		listIDs:  make(map[string]uint32),
 		numLists: 1,
+		limitIDs: make(map[string]uint32),
 	}
 	c.lists[0] = new([setsPerChunk]apikey.Allowlist)
 	n := o.NegativeSize
@@ -99,8 +105,9 @@ func New(o Options) *Cache {
 	}
 	c.negMax = max(1, n/numShards)
 	c.rootStore, c.rootNegMax = o.Store, n
-	// Scope set 0 is the empty set.
+	// Scope set 0 is the empty set; limit set 0 is none.
 	c.addSet(nil)
+	c.addLimitSet(nil)
 	for i := range c.shards {
 		c.shards[i].table = make([]uint64, minTable)
 	}
@@ -289,7 +296,9 @@ type slot struct {
 	env     strRef
 	owner   strRef
 	meta    strRef
+	subject strRef
 	scopes  uint32
+	limits  uint32
 	flags   uint32
 	// allow is the index of the key's interned allowlist; 0 is none.
 	allow uint32
@@ -298,6 +307,7 @@ type slot struct {
 const (
 	flagReplaced = 1 << iota
 	flagDisabled
+	flagCredits
 )
 
 const noTime = math.MinInt64
@@ -334,6 +344,9 @@ func (c *Cache) record(s *slot) apikey.Record {
 		Meta:           c.strs.str(s.meta),
 		Allowlist:      c.lists[s.allow/setsPerChunk][s.allow%setsPerChunk],
 		Disabled:       s.flags&flagDisabled != 0,
+		Subject:        c.strs.str(s.subject),
+		RateLimits:     c.limitSets[s.limits/setsPerChunk][s.limits%setsPerChunk],
+		HasCredits:     s.flags&flagCredits != 0,
 	}
 }
 
@@ -341,13 +354,13 @@ func (c *Cache) record(s *slot) apikey.Record {
 // holds the same or a newer version. It returns the slot of k's hash.
 func (c *Cache) put(sh *shard, k *apikey.Key) uint32 {
 	i, ok := sh.find(k.Hash)
-	var oldID, oldName, oldOwner, oldMeta strRef
+	var oldID, oldName, oldOwner, oldMeta, oldSubject strRef
 	if ok {
 		old := sh.slot(i)
 		if old.version >= k.Version {
 			return i
 		}
-		oldID, oldName, oldOwner, oldMeta = old.id, old.name, old.owner, old.meta
+		oldID, oldName, oldOwner, oldMeta, oldSubject = old.id, old.name, old.owner, old.meta, old.subject
 	} else {
 		i = sh.add(&c.mu, &c.mem, k.Hash)
 		c.count.Add(1)
@@ -368,7 +381,12 @@ func (c *Cache) put(sh *shard, k *apikey.Key) uint32 {
 	if k.Source == apikey.SourceImported && !c.imported.Load() {
 		c.imported.Store(true)
 	}
+	if k.HasCredits {
+		s.flags |= flagCredits
+	}
 	c.mu.Lock()
+	s.subject = c.keep(oldSubject, k.Subject())
+	s.limits = c.limitSet(k.RateLimits)
 	s.id = c.keep(oldID, k.ID)
 	s.name = c.keep(oldName, k.Name)
 	s.project = c.intern(k.ProjectID)
@@ -461,6 +479,37 @@ func (c *Cache) addSet(set []string) uint32 {
 	}
 	c.sets[ch][id%setsPerChunk] = set
 	c.numSets++
+	return id
+}
+
+// limitSet returns the index of the interned rate-limit set (0: none).
+// c.mu is held.
+func (c *Cache) limitSet(ls []apikey.RateLimit) uint32 {
+	if ls == nil {
+		return 0
+	}
+	j, _ := json.Marshal(ls)
+	if id, ok := c.limitIDs[string(j)]; ok {
+		return id
+	}
+	id := c.addLimitSet(slices.Clone(ls))
+	c.limitIDs[string(j)] = id
+	return id
+}
+
+// addLimitSet appends a rate-limit set; c.mu is held (or c is being
+// built).
+func (c *Cache) addLimitSet(set []apikey.RateLimit) uint32 {
+	id := c.numLimitSets
+	ch := id / setsPerChunk
+	if ch == maxSetChunks {
+		panic("keycache: too many rate-limit sets")
+	}
+	if c.limitSets[ch] == nil {
+		c.limitSets[ch] = new([setsPerChunk][]apikey.RateLimit)
+	}
+	c.limitSets[ch][id%setsPerChunk] = set
+	c.numLimitSets++
 	return id
 }
 

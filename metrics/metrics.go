@@ -46,6 +46,7 @@ type Metrics struct {
 	webhookDeliveries *prometheus.CounterVec
 	rotations         *prometheus.CounterVec
 	storeErrors       *prometheus.CounterVec
+	reservations      *prometheus.CounterVec
 }
 
 // New returns a fresh set of metrics, with the Go runtime and process
@@ -84,11 +85,23 @@ func New() *Metrics {
 	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "apikeyd_store_errors_total", Help: "Store operations that failed, by operation.",
 	}, []string{"op"})
+	m.reservations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "apikeyd_usage_reservations_total",
+		Help: "Usage reserved from the store by this replica (docs/limits.md), in admissions (kind ratelimit) or credits (kind credits), by outcome: taken, returned (handed back unspent), lost (held by a dead replica's lease, reaped).",
+	}, []string{"kind", "outcome"})
+	for _, kind := range []string{"ratelimit", "credits"} {
+		for _, outcome := range []string{"taken", "returned", "lost"} {
+			if kind == "ratelimit" && outcome == "lost" {
+				continue // a dead replica's grants expire with their window
+			}
+			m.reservations.WithLabelValues(kind, outcome)
+		}
+	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpRequests, m.httpDuration, m.hot, cacheMisses,
-		m.lastUsedFlushes, m.lastUsedKeys, m.webhookDeliveries, m.rotations, m.storeErrors,
+		m.lastUsedFlushes, m.lastUsedKeys, m.webhookDeliveries, m.rotations, m.storeErrors, m.reservations,
 	)
 	return m
 }
@@ -225,6 +238,15 @@ func (m *Metrics) WebhookDelivery(outcome string) {
 func (m *Metrics) Rotation(kind, outcome string) {
 	if m != nil {
 		m.rotations.WithLabelValues(kind, outcome).Inc()
+	}
+}
+
+// Reservation records n admissions or credits reserved from the store
+// (kind "ratelimit" or "credits") and what became of them: "taken",
+// "returned" or "lost".
+func (m *Metrics) Reservation(kind, outcome string, n int64) {
+	if m != nil && n > 0 {
+		m.reservations.WithLabelValues(kind, outcome).Add(float64(n))
 	}
 }
 

@@ -12,20 +12,38 @@ import (
 
 func (s *countingStore) GrantRate(ctx context.Context, g apikey.RateGrant) (apikey.RateGrantResult, error) {
 	r, err := s.Store.GrantRate(ctx, g)
+	if err == nil {
+		s.m.Reservation("ratelimit", "taken", r.Granted)
+	}
 	return r, s.count("grant_rate", err)
 }
 
 func (s *countingStore) ReturnGrants(ctx context.Context, returns []apikey.GrantReturn) error {
-	return s.count("return_grants", s.Store.ReturnGrants(ctx, returns))
+	err := s.Store.ReturnGrants(ctx, returns)
+	if err == nil {
+		for _, r := range returns {
+			s.m.Reservation("ratelimit", "returned", r.N)
+		}
+	}
+	return s.count("return_grants", err)
 }
 
 func (s *countingStore) ReserveCredits(ctx context.Context, r apikey.CreditReservation) (apikey.CreditLease, error) {
 	l, err := s.Store.ReserveCredits(ctx, r)
+	if err == nil {
+		s.m.Reservation("credits", "taken", l.Got)
+	}
 	return l, s.count("reserve_credits", err)
 }
 
 func (s *countingStore) ReturnCredits(ctx context.Context, replicaID string, returns []apikey.CreditAmount) error {
-	return s.count("return_credits", s.Store.ReturnCredits(ctx, replicaID, returns))
+	err := s.Store.ReturnCredits(ctx, replicaID, returns)
+	if err == nil {
+		for _, r := range returns {
+			s.m.Reservation("credits", "returned", r.N)
+		}
+	}
+	return s.count("return_credits", err)
 }
 
 func (s *countingStore) ReportSpends(ctx context.Context, replicaID string, spends []apikey.CreditAmount) error {
@@ -49,6 +67,9 @@ func (s *countingStore) Heartbeat(ctx context.Context, replicaID string, now tim
 
 func (s *countingStore) ReapLeases(ctx context.Context, now time.Time) (int64, error) {
 	n, err := s.Store.ReapLeases(ctx, now)
+	if err == nil {
+		s.m.Reservation("credits", "lost", n)
+	}
 	return n, s.count("reap_leases", err)
 }
 

@@ -79,6 +79,9 @@ var keyTable = []keyColumn{
 	{name: "revocation_reason", read: "COALESCE(revocation_reason, '')", mutable: true,
 		dest: func(r *keyRow) any { return (*string)(&r.k.RevocationReason) }, arg: func(k *apikey.Key) any { return orNull(string(k.RevocationReason)) }},
 	{name: "source", dest: func(r *keyRow) any { return (*string)(&r.k.Source) }, arg: func(k *apikey.Key) any { return string(k.SourceOrIssued()) }},
+	{name: "lineage_id", dest: func(r *keyRow) any { return &r.k.LineageID }, arg: func(k *apikey.Key) any { return k.LineageID }},
+	{name: "ratelimits", mutable: true, dest: func(r *keyRow) any { return (*rateLimits)(&r.k.RateLimits) }, arg: func(k *apikey.Key) any { return rateLimits(k.RateLimits) }},
+	{name: "has_credits", mutable: true, dest: func(r *keyRow) any { return &r.k.HasCredits }, arg: func(k *apikey.Key) any { return k.HasCredits }},
 	{name: "version", dest: func(r *keyRow) any { return &r.k.Version }}, // arg nil: the queries write it
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/apikeyd/apikeyd/seal"
 	"github.com/apikeyd/apikeyd/service"
 	"github.com/apikeyd/apikeyd/sqlite"
+	"github.com/apikeyd/apikeyd/usage"
 	"github.com/apikeyd/apikeyd/web"
 	"github.com/apikeyd/apikeyd/webhook"
 )
@@ -68,8 +70,12 @@ type Server struct {
 	follower *postgres.Follower
 	metrics  *metrics.Metrics
 	svc      *service.Service
-	http     *http.Server
-	rotator  *rotation.Scheduler
+	// engine admits verifies against rate limits and credits; counter
+	// counts verdicts for the usage endpoints.
+	engine  *usage.Engine
+	counter *usage.Counter
+	http    *http.Server
+	rotator *rotation.Scheduler
 	// dirLock keeps other processes off the SQLite data directory; nil on
 	// PostgreSQL.
 	dirLock *sqlite.DirLock
@@ -145,7 +151,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		index = service.BoundedIndex{Index: s.index, Freshness: s.follower}
 		s.metrics.CacheStaleness(s.follower.Age)
 	}
+	replica, err := apikey.NewID(apikey.IDKindKey)
+	if err != nil {
+		return nil, err
+	}
+	_, shared := store.(*postgres.Store)
+	// A run is a replica of its own (docs/limits.md): its leases are never
+	// resumed by the next run, whose unreported spends are unknown.
+	s.engine = usage.New(usage.Config{Reserver: counted, ReplicaID: "replica_" + strings.TrimPrefix(replica, "key_"),
+		Shared: shared, CreditSliceMax: int64(cfg.CreditSliceMax)})
+	s.counter = usage.NewCounter(nil)
 	s.svc, err = service.New(service.Options{
+		Engine:     s.engine,
+		Counter:    s.counter,
 		Store:      counted,
 		Index:      index,
 		Usage:      s.usage,
@@ -305,6 +323,11 @@ func (s *Server) Start(ctx context.Context) error {
 			s.log.Warn("last_used_at flush failed; kept for the next one", "err", err)
 		})
 	}()
+	s.jobs.Add(1)
+	go func() {
+		defer s.jobs.Done()
+		s.runUsage(jobs)
+	}()
 	s.rotator.Start(jobs)
 	s.served = make(chan error, 1)
 	go func() { s.served <- s.http.Serve(ln) }()
@@ -332,7 +355,53 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if ferr := s.usage.Flush(context.WithoutCancel(ctx)); ferr != nil {
 		err = errors.Join(err, fmt.Errorf("flush last uses: %w", ferr))
 	}
+	// Hand back every grant and unspent credit slice, so that a SIGTERM
+	// loses nothing (docs/limits.md), and write the last usage counts.
+	if _, cerr := s.engine.Close(context.WithoutCancel(ctx)); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("hand back usage reservations: %w", cerr))
+	}
+	if ferr := s.counter.Flush(context.WithoutCancel(ctx), s.store); ferr != nil {
+		err = errors.Join(err, fmt.Errorf("flush usage counts: %w", ferr))
+	}
 	return errors.Join(err, s.closeStore())
+}
+
+// usageFlush is how often the usage engine does its bookkeeping
+// (docs/limits.md: an unused grant stops counting against the other
+// replicas within a second).
+const usageFlush = time.Second
+
+// runUsage runs the usage engine's flush every second, and with every
+// APIKEYD_LAST_USED_FLUSH the usage counts' batch, the refills of
+// balances nobody spends and the pruning of old usage hours, until ctx
+// ends.
+func (s *Server) runUsage(ctx context.Context) {
+	tick := time.NewTicker(usageFlush)
+	defer tick.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if _, err := s.engine.Flush(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("usage flush failed; kept for the next one", "err", err)
+		}
+		if time.Since(last) < s.cfg.LastUsedFlush {
+			continue
+		}
+		last = time.Now()
+		if err := s.counter.Flush(ctx, s.store); err != nil && ctx.Err() == nil {
+			s.log.Warn("usage counts flush failed; kept for the next one", "err", err)
+		}
+		if _, err := s.store.ApplyRefills(ctx, last, 1000); err != nil && ctx.Err() == nil {
+			s.log.Warn("applying due refills failed", "err", err)
+		}
+		if _, err := s.store.PruneUsage(ctx, last.Add(-apikey.UsageRetention)); err != nil && ctx.Err() == nil {
+			s.log.Warn("pruning usage hours failed", "err", err)
+		}
+	}
 }
 
 // closeStore closes the store, then releases the data directory.

@@ -52,7 +52,7 @@ func (s *Service) Import(ctx context.Context, p apikey.Principal, in ImportInput
 		if err != nil {
 			return nil, apikey.Internal(err)
 		}
-		k.ID = id
+		k.ID, k.LineageID = id, id
 	}
 	err := s.update(ctx, func(tx *writeTx) error {
 		for i, k := range keys {
@@ -61,6 +61,12 @@ func (s *Service) Import(ctx context.Context, p apikey.Principal, in ImportInput
 					return duplicateKey(in.Keys[i].HashField(i), "exists already")
 				}
 				return err
+			}
+			if c := in.Keys[i].Credits; c != nil {
+				if err := tx.PutBalance(ctx, k.Subject(), c, now); err != nil {
+					return err
+				}
+				tx.changed(k, "credits", nil, c.Remaining)
 			}
 			if err := tx.audit(ctx, p.Actor(), apikey.ActionImported, k, now, map[string]any{"source": string(apikey.SourceImported)}); err != nil {
 				return err

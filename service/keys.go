@@ -49,6 +49,7 @@ func (s *Service) Create(ctx context.Context, p apikey.Principal, in CreateInput
 	if k.ID, err = apikey.NewID(apikey.IDKindKey); err != nil {
 		return nil, apikey.Internal(err)
 	}
+	k.LineageID = k.ID
 	k.KeyPrefix, k.Hash = secret.Prefix, secret.Hash
 	out := &Created{Key: k, Plaintext: secret.Plaintext}
 	if k.RotationWebhookURL != "" {
@@ -59,6 +60,12 @@ func (s *Service) Create(ctx context.Context, p apikey.Principal, in CreateInput
 	err = s.update(ctx, func(tx *writeTx) error {
 		if err := tx.InsertKey(ctx, k); err != nil {
 			return err
+		}
+		if in.Credits != nil {
+			if err := tx.PutBalance(ctx, k.Subject(), in.Credits, now); err != nil {
+				return err
+			}
+			tx.changed(k, "credits", nil, in.Credits.Remaining)
 		}
 		return tx.audit(ctx, p.Actor(), apikey.ActionCreated, k, now, createdDetails(k))
 	})
@@ -110,6 +117,9 @@ func createdDetails(k *apikey.Key) map[string]any {
 	}
 	if k.RotationWebhookURL != "" {
 		d["rotation_webhook_url"] = k.RotationWebhookURL
+	}
+	if k.RateLimits != nil {
+		d["ratelimits"] = k.RateLimits
 	}
 	return d
 }

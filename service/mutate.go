@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/apikeyd/apikeyd/apikey"
@@ -51,7 +52,12 @@ func (s *Service) Patch(ctx context.Context, p apikey.Principal, id string, in P
 				return err
 			}
 		}
-		if was, _ := apikey.Diff(before, k); len(was) == 0 {
+		if in.Credits.Set {
+			if err := s.putCredits(ctx, tx, k, before, in.Credits, now); err != nil {
+				return err
+			}
+		}
+		if was, _ := apikey.Diff(before, k); len(was) == 0 && !in.Credits.Set {
 			return nil // a patch that changes nothing writes nothing
 		}
 		k.UpdatedAt = now
@@ -102,7 +108,43 @@ func patchDetails(in PatchInput, k *apikey.Key) map[string]any {
 	if k.RotationIntervalDays > 0 {
 		details["next_rotation_at"] = k.NextRotationAt
 	}
+	if in.RateLimits.Set {
+		details["ratelimits"] = orNilSlice(k.RateLimits)
+	}
 	return details
+}
+
+func orNilSlice[T any](v []T) any {
+	if v == nil {
+		return nil
+	}
+	return v
+}
+
+// putCredits redefines k's balance as a PATCH asks (null: unlimited),
+// noting the totals before and after for the audit event.
+func (s *Service) putCredits(ctx context.Context, tx *writeTx, k, before *apikey.Key, c apikey.Optional[apikey.Credits], now time.Time) error {
+	var was any
+	if before.HasCredits {
+		b, err := s.store.Balance(ctx, k.Subject(), now)
+		if err != nil && apikey.ErrorCode(err) != apikey.ENOTFOUND {
+			return err
+		}
+		if b != nil {
+			was = b.Remaining
+		}
+	}
+	var put *apikey.Credits
+	var is any
+	if c.Valid() {
+		put, is = &c.Value, c.Value.Remaining
+	}
+	if err := tx.PutBalance(ctx, k.Subject(), put, now); err != nil {
+		return err
+	}
+	tx.changed(k, "credits", was, is)
+	tx.refresh = append(tx.refresh, k.Subject())
+	return nil
 }
 
 func orNil[T comparable](v T) any {
@@ -243,6 +285,9 @@ func (s *Service) replacement(old *apikey.Key, now time.Time) (*apikey.Key, apik
 		CreatedAt:            now,
 		UpdatedAt:            now,
 		ReplacesKeyID:        old.ID,
+		LineageID:            old.LineageID,
+		RateLimits:           slices.Clone(old.RateLimits),
+		HasCredits:           old.HasCredits,
 		RotationIntervalDays: old.RotationIntervalDays,
 		RotationWebhookURL:   old.RotationWebhookURL,
 		WebhookSecretSealed:  old.WebhookSecretSealed,

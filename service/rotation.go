@@ -311,9 +311,12 @@ func (s *Service) inherit(ctx context.Context, tx *writeTx, nk, old *apikey.Key,
 	}
 	if nk.Name == old.Name && slices.Equal(nk.Scopes, old.Scopes) && nk.ExpiresAt.Equal(expires) &&
 		nk.RotationIntervalDays == old.RotationIntervalDays && nk.RotationWebhookURL == old.RotationWebhookURL &&
-		bytes.Equal(nk.WebhookSecretSealed, old.WebhookSecretSealed) {
+		bytes.Equal(nk.WebhookSecretSealed, old.WebhookSecretSealed) &&
+		slices.Equal(nk.RateLimits, old.RateLimits) && nk.HasCredits == old.HasCredits {
 		return nil
 	}
+	nk.RateLimits = slices.Clone(old.RateLimits)
+	nk.HasCredits = old.HasCredits
 	nk.Name = old.Name
 	nk.Scopes = slices.Clone(old.Scopes)
 	nk.ExpiresAt = expires

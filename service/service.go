@@ -11,6 +11,7 @@ import (
 	"github.com/apikeyd/apikeyd/apikey"
 	"github.com/apikeyd/apikeyd/lastused"
 	"github.com/apikeyd/apikeyd/seal"
+	"github.com/apikeyd/apikeyd/usage"
 	"github.com/apikeyd/apikeyd/webhook"
 )
 
@@ -80,6 +81,12 @@ type Options struct {
 	KeyPrefix string
 	// Webhooks decides which rotation webhook URLs are allowed.
 	Webhooks webhook.Policy
+	// Engine admits verifies against rate limits and credits; nil means
+	// an engine on Store alone (not shared), which nobody flushes.
+	Engine *usage.Engine
+	// Counter counts verdicts for the usage endpoints; nil means one that
+	// nobody flushes.
+	Counter *usage.Counter
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -93,6 +100,9 @@ type Service struct {
 	adminHash apikey.Hash
 	prefix    string
 	webhooks  webhook.Policy
+	engine    *usage.Engine
+	counter   *usage.Counter
+	owners    owners
 	clock     func() time.Time
 }
 
@@ -115,6 +125,8 @@ func New(o Options) (*Service, error) {
 		adminHash: sha256.Sum256([]byte(o.AdminToken)),
 		prefix:    o.KeyPrefix,
 		webhooks:  o.Webhooks,
+		engine:    o.Engine,
+		counter:   o.Counter,
 		clock:     o.Now,
 	}
 	if s.index == nil {
@@ -125,6 +137,16 @@ func New(o Options) (*Service, error) {
 	}
 	if s.clock == nil {
 		s.clock = time.Now
+	}
+	if s.engine == nil {
+		id, err := apikey.NewID(apikey.IDKindKey)
+		if err != nil {
+			return nil, err
+		}
+		s.engine = usage.New(usage.Config{Reserver: o.Store, ReplicaID: "replica_" + id, Now: s.clock})
+	}
+	if s.counter == nil {
+		s.counter = usage.NewCounter(s.clock)
 	}
 	return s, nil
 }

@@ -23,6 +23,25 @@ type writeTx struct {
 	read        map[string]*apikey.Key     // copies as first read, by ID
 	writtenRoot []*apikey.RootKey          // root keys, as written
 	readRoot    map[string]*apikey.RootKey // root keys as first read, by ID
+	// extra are values kept outside the key (its credits) that changed,
+	// by key ID and name: before and after, recorded by audit as the
+	// key's own fields are.
+	extra map[string]map[string][2]any
+	// refresh are the usage subjects whose balance the transaction
+	// changed: update tells the engine after commit.
+	refresh []string
+}
+
+// changed notes a value of k kept outside the key (such as its balance)
+// that went from was to is, for the audit event of k's change.
+func (t *writeTx) changed(k *apikey.Key, name string, was, is any) {
+	if t.extra == nil {
+		t.extra = map[string]map[string][2]any{}
+	}
+	if t.extra[k.ID] == nil {
+		t.extra[k.ID] = map[string][2]any{}
+	}
+	t.extra[k.ID][name] = [2]any{was, is}
 }
 
 func newWriteTx(tx apikey.Tx) *writeTx {
@@ -117,6 +136,9 @@ func (s *Service) update(ctx context.Context, fn func(tx *writeTx) error) error 
 	if err != nil {
 		return err
 	}
+	for _, subject := range wt.refresh {
+		s.engine.Refresh(subject)
+	}
 	for _, k := range wt.written {
 		s.index.Apply(k)
 	}
@@ -140,7 +162,11 @@ func (t *writeTx) audit(ctx context.Context, actor apikey.Actor, action string, 
 	if details == nil {
 		details = map[string]any{}
 	}
-	details["before"], details["after"] = apikey.Diff(t.read[k.ID], k)
+	was, is := apikey.Diff(t.read[k.ID], k)
+	for name, v := range t.extra[k.ID] {
+		was[name], is[name] = v[0], v[1]
+	}
+	details["before"], details["after"] = was, is
 	return t.InsertAuditEvent(ctx, &apikey.AuditEvent{
 		ID:            id,
 		ProjectID:     k.ProjectID,

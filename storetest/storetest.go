@@ -121,6 +121,9 @@ func fullKey(t *testing.T, projectID string) *apikey.Key {
 	k.DisabledReason = "suspicious traffic"
 	k.RevocationReason = apikey.RevocationKeyCompromise
 	k.Source = apikey.SourceImported
+	k.LineageID = "key_lineage"
+	k.RateLimits = []apikey.RateLimit{{Name: "per_second", Limit: 10, DurationMS: 1000}, {Name: "daily", Limit: 1e6, DurationMS: 86400000}}
+	k.HasCredits = true
 	return k
 }
 

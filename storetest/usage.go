@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,6 +28,52 @@ var usageTests = []struct {
 	{"UsageHours", testUsageHours},
 	{"UsageEngines", testUsageEngines},
 	{"UsageEngineKilled", testUsageEngineKilled},
+	{"UsageOwners", testOwners},
+}
+
+// testOwners puts, reads, replaces and deletes an owner's allowance.
+func testOwners(t *testing.T, s apikey.Store) {
+	us := usageStore(t, s)
+	if _, err := us.Owner(t.Context(), "p1", "acme"); apikey.ErrorCode(err) != apikey.ENOTFOUND {
+		t.Fatalf("Owner of none: %v, want ENOTFOUND", err)
+	}
+	o := &apikey.Owner{ProjectID: "p1", OwnerID: "acme", RateLimits: []apikey.RateLimit{{Name: "a", Limit: 5, DurationMS: 1000}},
+		HasCredits: true, Meta: []byte(`{"plan":"pro"}`), CreatedAt: t0, UpdatedAt: t0}
+	put := func(o *apikey.Owner) {
+		t.Helper()
+		if err := inUsageTx(t, s, func(tx apikey.UsageTx) error { return tx.PutOwner(t.Context(), o) }); err != nil {
+			t.Fatalf("PutOwner: %v", err)
+		}
+	}
+	put(o)
+	got, err := us.Owner(t.Context(), "p1", "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, o) {
+		t.Fatalf("Owner = %+v, want %+v", got, o)
+	}
+	// Replacing keeps created_at; nil limits and meta come back nil.
+	put(&apikey.Owner{ProjectID: "p1", OwnerID: "acme", CreatedAt: t0.Add(time.Hour), UpdatedAt: t0.Add(time.Hour)})
+	got, err = us.Owner(t.Context(), "p1", "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &apikey.Owner{ProjectID: "p1", OwnerID: "acme", CreatedAt: t0, UpdatedAt: t0.Add(time.Hour)}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("replaced Owner = %+v, want %+v", got, want)
+	}
+	if _, err := us.Owner(t.Context(), "p2", "acme"); apikey.ErrorCode(err) != apikey.ENOTFOUND {
+		t.Fatalf("another project's owner: %v", err)
+	}
+	for range 2 { // deleting none is no error
+		if err := inUsageTx(t, s, func(tx apikey.UsageTx) error { return tx.DeleteOwner(t.Context(), "p1", "acme") }); err != nil {
+			t.Fatalf("DeleteOwner: %v", err)
+		}
+	}
+	if _, err := us.Owner(t.Context(), "p1", "acme"); apikey.ErrorCode(err) != apikey.ENOTFOUND {
+		t.Fatalf("deleted owner: %v", err)
+	}
 }
 
 // usageStore returns the usage side of s.

@@ -474,6 +474,15 @@ func (e *Engine) holdCredits(ctx context.Context, subject string, c *credits, co
 	if now.Before(c.emptyUntil) {
 		return false, nil
 	}
+	// Report this subject's spends first, so that a refill or a set that
+	// the reservation finds counts none of them as still held (a replace
+	// refill makes the total the amount minus what leases hold).
+	if c.spent > 0 {
+		if err := e.r.ReportSpends(ctx, e.replicaID, []apikey.CreditAmount{{Subject: subject, N: c.spent}}); err != nil {
+			return false, err
+		}
+		c.spent = 0
+	}
 	lease, err := e.r.ReserveCredits(ctx, apikey.CreditReservation{
 		Subject: subject, ReplicaID: e.replicaID, Need: cost - c.held,
 		Replicas: int(e.replicas.Load()), SliceMax: e.sliceMax, Now: now,
@@ -505,6 +514,45 @@ func (e *Engine) Refresh(subject string) {
 		s.windows[i].emptySlice = 0
 	}
 	s.mu.Unlock()
+}
+
+// Settle reports subject's spends not yet reported, hands back the
+// credits this process holds of it, and runs fn while no admission of
+// subject can run in this process, so that fn finds a store that knows
+// every spend this process made and holds nothing of it: a balance read or
+// changed in fn (a set, a decrement) is exact on one node; other replicas'
+// spends are reported within a flush and their slices are spent as
+// docs/limits.md says. It then forgets what the engine concluded about
+// the subject's emptiness, as Refresh does. fn must not use the engine.
+func (e *Engine) Settle(ctx context.Context, subject string, fn func() error) error {
+	var s *subjectState
+	for {
+		s = e.subject(subject)
+		s.mu.Lock()
+		if !s.dropped {
+			break
+		}
+		s.mu.Unlock()
+	}
+	defer s.mu.Unlock()
+	if n := s.credits.spent; n > 0 {
+		if err := e.r.ReportSpends(ctx, e.replicaID, []apikey.CreditAmount{{Subject: subject, N: n}}); err != nil {
+			return err
+		}
+		s.credits.spent = 0
+	}
+	if n := s.credits.held; n > 0 {
+		if err := e.r.ReturnCredits(ctx, e.replicaID, []apikey.CreditAmount{{Subject: subject, N: n}}); err != nil {
+			return err
+		}
+		s.credits.held = 0
+	}
+	err := fn()
+	s.credits.emptyUntil = time.Time{}
+	for i := range s.windows {
+		s.windows[i].emptySlice = 0
+	}
+	return err
 }
 
 // FlushStats says what a Flush did.

@@ -38,6 +38,15 @@ func meta(i, n int) []byte {
 	return []byte(head + strings.Repeat("x", pad) + `"}`)
 }
 
+// metered is -metered.
+var metered bool
+
+// The usage control of a -metered key: far more than a benchmark spends.
+var (
+	benchLimits  = []apikey.RateLimit{{Name: "per_second", Limit: apikey.MaxRateLimit, DurationMS: 1000}}
+	benchCredits = &apikey.Credits{Remaining: apikey.MaxCredits}
+)
+
 func main() {
 	dataDir := flag.String("data-dir", "./data", "apikeyd data directory (created if absent)")
 	n := flag.Int("n", 10000, "number of keys to seed")
@@ -48,6 +57,7 @@ func main() {
 	flag.BoolVar(&withOwner, "owner", false, "give every key an owner_id of its own")
 	flag.IntVar(&metaBytes, "meta", 0, "give every key a meta object of about this many bytes, different for each key (0: none)")
 	allow := flag.String("allow-ip", "", "give every key this IP allowlist (comma-separated addresses and CIDRs)")
+	flag.BoolVar(&metered, "metered", false, "give every seeded key one rate limit (never reached) and credits (never exhausted), so that each verify is admitted by the usage engine")
 	flag.Parse()
 	if *allow != "" {
 		l, bad, err := apikey.ParseAllowlist(strings.Split(*allow, ","))
@@ -120,6 +130,11 @@ func run(dataDir string, n, emit, batch, projects int, prefix string) error {
 				if err := tx.InsertKey(ctx, k); err != nil {
 					return err
 				}
+				if k.HasCredits {
+					if err := tx.PutBalance(ctx, k.Subject(), benchCredits, k.CreatedAt); err != nil {
+						return err
+					}
+				}
 			}
 			return nil
 		})
@@ -142,9 +157,13 @@ func newKey(prefix, project, name string, scopes []string, env string) (*apikey.
 		return nil, "", err
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	return &apikey.Key{
+	k := &apikey.Key{
 		ID: id, ProjectID: project, EnvironmentID: env, Name: name,
 		KeyPrefix: s.Prefix, Hash: s.Hash, Scopes: scopes,
-		CreatedAt: now, UpdatedAt: now,
-	}, s.Plaintext, nil
+		CreatedAt: now, UpdatedAt: now, LineageID: id,
+	}
+	if metered && name != "bench verifier" {
+		k.RateLimits, k.HasCredits = benchLimits, true
+	}
+	return k, s.Plaintext, nil
 }
