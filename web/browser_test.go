@@ -456,6 +456,58 @@ func TestBrowserKeyFieldsAndOwner(t *testing.T) {
 	}
 }
 
+// TestBrowserCreditsAndUsage: a metered key's page shows its limits, its
+// balance and its verdicts of the last 24 hours and 30 days as the service
+// counted them; the credits form sets, takes away and adds, each checked
+// on the page and through the API.
+func TestBrowserCreditsAndUsage(t *testing.T) {
+	ctx := tab(t)
+	api := adminClient(t)
+	created, err := api.CreateKey(t.Context(), client.CreateParams{ProjectID: "browser-credits", Name: "metered search",
+		Scopes:     []string{"search:read"},
+		RateLimits: []client.RateLimit{{Name: "per-minute", Limit: 100, DurationMS: 60000}},
+		Credits:    &client.Credits{Remaining: 10},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two verifies pass and spend a credit each; one asks for a scope the
+	// key lacks and spends nothing.
+	for _, scopes := range [][]string{nil, {"search:read"}, {"admin"}} {
+		if _, err := api.Verify(t.Context(), client.VerifyParams{Key: created.Secret, Scopes: scopes}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	browserSignIn(t, ctx)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/ui/keys/"+created.ID), chromedp.WaitVisible(chromedp.ID("#credit-amount")))
+	wantText(t, ctx, "#ratelimits", "per-minute: 100 per minute")
+	wantText(t, ctx, "#credits-remaining", "8")
+	for _, id := range []string{"usage-hours-desc", "usage-days-desc"} {
+		if got := run(t, ctx, chromedp.TextContent(chromedp.ID("#"+id))); !strings.Contains(got, "2 valid and 1 denied") {
+			t.Errorf("%s says %q, want 2 valid and 1 denied", id, got)
+		}
+	}
+	if n := run(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll("#usage-hours rect.bar").length`)); n != 2 {
+		t.Errorf("the hourly chart has %d bar parts, want 2 (valid and denied, this hour)", n)
+	}
+	for _, step := range []struct {
+		op, amount string
+		want       int64
+	}{{"set", "100", 100}, {"decrement", "500", 0}, {"increment", "5", 5}} {
+		do(t, ctx, chromedp.SetValue(chromedp.ID("#credit-op"), step.op), chromedp.SendKeys(chromedp.ID("#credit-amount"), step.amount))
+		if st := submit(t, ctx, chromedp.Click(chromedp.CSS(`form[action$="/credits"] button`))); st != http.StatusOK {
+			t.Fatalf("%s %s led to %d", step.op, step.amount, st)
+		}
+		want := fmt.Sprint(step.want)
+		wantText(t, ctx, ".notice", want+" remaining")
+		wantText(t, ctx, "#credits-remaining", want)
+		k, err := api.GetKey(t.Context(), created.ID)
+		if err != nil || k.Credits == nil || k.Credits.Remaining != step.want {
+			t.Fatalf("after %s %s the API says %+v, %v", step.op, step.amount, k, err)
+		}
+	}
+}
+
 // TestBrowserCrossOriginPost submits a form from a page of another origin
 // to the dashboard of a signed-in browser: it is refused, and nothing is
 // created.
@@ -558,10 +610,18 @@ func TestScreenshots(t *testing.T) {
 		shoot("secret", w)
 	}
 	loc := run(t, ctx, chromedp.Location())
+	secret := run(t, ctx, chromedp.Value(chromedp.ID("#secret")))
 	if _, err := api.UpdateKey(t.Context(), loc[strings.LastIndex(loc, "/")+1:], client.UpdateParams{
-		Meta: client.Value(json.RawMessage(`{"plan":"pro","region":"eu-west-1","billing_contact":"ops@acme.example"}`)),
+		Meta:       client.Value(json.RawMessage(`{"plan":"pro","region":"eu-west-1","billing_contact":"ops@acme.example"}`)),
+		RateLimits: client.Value([]client.RateLimit{{Name: "per-minute", Limit: 600, DurationMS: 60000}}),
+		Credits:    client.Value(client.Credits{Remaining: 5000, Refill: &client.Refill{Interval: "monthly", Amount: 5000, Mode: "replace", DayOfMonth: 1}}),
 	}); err != nil {
 		t.Fatal(err)
+	}
+	for _, scopes := range [][]string{nil, nil, nil, {"invoices:read"}, {"admin"}} {
+		if _, err := api.Verify(t.Context(), client.VerifyParams{Key: secret, Scopes: scopes}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	do(t, ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("h1")))
 	for _, w := range []int64{1280, 390} {

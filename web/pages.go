@@ -210,10 +210,17 @@ type keyView struct {
 	Status apikey.Status
 	// Once is the key's plaintext, on the one page after its create or
 	// rotate.
-	Once     *shownOnce
-	Events   []eventView
-	More     string // link to the rest of the key's audit trail
-	Activity chart
+	Once   *shownOnce
+	Events []eventView
+	More   string // link to the rest of the key's audit trail
+	// HourUsage and DayUsage chart the key's verdicts over the last 24
+	// hours and 30 days.
+	HourUsage, DayUsage chart
+	// Limits are the key's rate limits; Credits its balance (nil:
+	// unlimited) and Refill its refill schedule in words.
+	Limits  []limitView
+	Credits *apikey.Credits
+	Refill  string
 	// RevocationReason is the revoked key's reason, as the revoke form
 	// names it.
 	RevocationReason string
@@ -223,12 +230,14 @@ type keyView struct {
 	OwnerKeys string
 	// CanRotate, CanRevoke, CanDisable and CanEnable say which actions the
 	// page offers: what the credential may do to a key in its state.
-	CanRotate, CanRevoke, CanDisable, CanEnable bool
-	Graces                                      []option
-	Reasons                                     []option
+	CanRotate, CanRevoke, CanDisable, CanEnable, CanAdjustCredits bool
+	CreditOps                                                     []option
+	MaxCredits                                                    int64
+	Graces                                                        []option
+	Reasons                                                       []option
 	// RotateError, RevokeError and StateError (disable, enable) explain a
 	// refused action.
-	RotateError, RevokeError, StateError string
+	RotateError, RevokeError, StateError, CreditsError string
 	// MaxDisabledReason is how long a disable reason may be.
 	MaxDisabledReason int
 }
@@ -291,13 +300,34 @@ func (u *UI) showKey(w http.ResponseWriter, r *http.Request, rq *request, status
 		return
 	}
 	now := u.now()
+	credits, err := u.svc.Credits(ctx, k)
+	if err != nil {
+		u.fail(w, r, rq, err)
+		return
+	}
+	var usage [2]chart
+	for i, s := range []usageSpan{hourSpan, daySpan} {
+		first := s.first(now)
+		buckets, err := u.svc.KeyUsage(ctx, rq.p, k.ID, service.UsageInput{From: first, To: s.step(first, s.n), Granularity: s.granularity})
+		if err != nil {
+			u.fail(w, r, rq, err)
+			return
+		}
+		usage[i] = usageChart(s, first, buckets)
+	}
 	v := keyView{
-		Key:      k,
-		Status:   k.Status(now),
-		Events:   eventViews(evs),
-		Activity: activityChart(evs, now),
-		Graces:   graces,
-		Reasons:  reasons,
+		Key:        k,
+		Status:     k.Status(now),
+		Events:     eventViews(evs),
+		HourUsage:  usage[0],
+		DayUsage:   usage[1],
+		Limits:     limitViews(k.RateLimits),
+		Credits:    credits,
+		Refill:     refillText(credits),
+		CreditOps:  creditOps,
+		MaxCredits: apikey.MaxCredits,
+		Graces:     graces,
+		Reasons:    reasons,
 
 		MaxDisabledReason: apikey.MaxDisabledReasonLen,
 	}
@@ -326,6 +356,7 @@ func (u *UI) showKey(w http.ResponseWriter, r *http.Request, rq *request, status
 	v.CanRevoke = live
 	v.CanDisable = live && k.DisabledAt.IsZero()
 	v.CanEnable = live && !k.DisabledAt.IsZero()
+	v.CanAdjustCredits = write && credits != nil
 	v.CanRotate = live && k.DisabledAt.IsZero() && k.ReplacedByKeyID == "" && v.Status != apikey.StatusExpired
 	edit(&v)
 	u.page(w, rq, status, "key", k.Name+" · key", "projects", v)

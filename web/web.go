@@ -114,6 +114,7 @@ func (u *UI) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /ui/keys/{id}/revoke", u.signedIn(u.revokeKey))
 	mux.HandleFunc("POST /ui/keys/{id}/disable", u.signedIn(u.disableKey))
 	mux.HandleFunc("POST /ui/keys/{id}/enable", u.signedIn(u.enableKey))
+	mux.HandleFunc("POST /ui/keys/{id}/credits", u.signedIn(u.adjustCredits))
 	mux.HandleFunc("GET /ui/root-keys", u.signedIn(u.rootKeys))
 	mux.HandleFunc("POST /ui/root-keys", u.signedIn(u.createRootKey))
 	mux.HandleFunc("POST /ui/root-keys/{id}/revoke", u.signedIn(u.revokeRootKey))

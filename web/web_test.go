@@ -417,6 +417,9 @@ func TestForms(t *testing.T) {
 		{"ErrDisableLongReason", "/ui/keys/" + id + "/disable", url.Values{"reason": {strings.Repeat("x", 256)}}, http.StatusBadRequest, "reason must be at most 255 characters"},
 		{"ErrDisableUnknownKey", "/ui/keys/key_01m8xhgd2ne418zd4mqe37wx47/disable", url.Values{}, http.StatusNotFound, "no such key"},
 		{"ErrEnableUnknownKey", "/ui/keys/key_01m8xhgd2ne418zd4mqe37wx47/enable", url.Values{}, http.StatusNotFound, "no such key"},
+		{"ErrCreditsBadAmount", "/ui/keys/" + id + "/credits", url.Values{"op": {"set"}, "amount": {"lots"}}, http.StatusBadRequest, "Enter a whole number of credits"},
+		{"ErrCreditsBadOp", "/ui/keys/" + id + "/credits", url.Values{"op": {"double"}, "amount": {"5"}}, http.StatusBadRequest, "op must be set, increment or decrement"},
+		{"ErrCreditsUnlimited", "/ui/keys/" + id + "/credits", url.Values{"op": {"set"}, "amount": {"5"}}, http.StatusConflict, "the key has unlimited credits"},
 		{"ErrRevokeUnknownKey", "/ui/keys/key_01m8xhgd2ne418zd4mqe37wx47/revoke", url.Values{"reason": {"unspecified"}, "confirm": {"x"}}, http.StatusNotFound, "no such key"},
 	}
 	for _, tc := range tests {
