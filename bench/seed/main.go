@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/apikey"
+	"github.com/apikeyd/apikeyd/postgres"
 	"github.com/apikeyd/apikeyd/sqlite"
 )
 
@@ -49,6 +50,7 @@ var (
 
 func main() {
 	dataDir := flag.String("data-dir", "./data", "apikeyd data directory (created if absent)")
+	flag.StringVar(&databaseURL, "database-url", "", "seed this PostgreSQL database (postgres:// URL) instead of the data directory's SQLite file")
 	n := flag.Int("n", 10000, "number of keys to seed")
 	emit := flag.Int("emit", 1000, "print the plaintext of this many seeded keys")
 	batch := flag.Int("batch", 20000, "keys per transaction")
@@ -71,21 +73,41 @@ func main() {
 	}
 }
 
-func run(dataDir string, n, emit, batch, projects int, prefix string) error {
-	ctx := context.Background()
+// databaseURL, when set, names the PostgreSQL database to seed.
+var databaseURL string
+
+// open opens the store to seed: PostgreSQL when -database-url is given,
+// else the SQLite file of dataDir, locked as apikeyd serve locks it.
+func open(ctx context.Context, dataDir string) (apikey.Store, func(), error) {
+	if databaseURL != "" {
+		st, err := postgres.Open(ctx, databaseURL)
+		if err != nil {
+			return nil, nil, err
+		}
+		return st, func() { st.Close() }, nil
+	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return err
+		return nil, nil, err
 	}
 	lock, err := sqlite.LockDir(dataDir)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer lock.Unlock()
 	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "apikeyd.db"))
+	if err != nil {
+		lock.Unlock()
+		return nil, nil, err
+	}
+	return st, func() { st.Close(); lock.Unlock() }, nil
+}
+
+func run(dataDir string, n, emit, batch, projects int, prefix string) error {
+	ctx := context.Background()
+	st, closeStore, err := open(ctx, dataDir)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer closeStore()
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
 
