@@ -65,9 +65,13 @@ type Engine struct {
 	seed   maphash.Seed
 	shards [shardCount]shard
 
-	// returns are grants of ended slices, handed back at the next Flush.
+	// returns are grants of ended slices, handed back at the next Flush
+	// or by the next grant asked for the same limit, whichever comes
+	// first. returnsMu is held while Flush writes them, so that a grant
+	// asked for meanwhile waits for them to be written rather than count
+	// them as still granted.
 	returnsMu sync.Mutex
-	returns   []apikey.GrantReturn
+	returns   map[returnKey][]apikey.GrantReturn
 }
 
 const shardCount = 64
@@ -366,6 +370,10 @@ func (e *Engine) admitsOne(ctx context.Context, subject string, w *window, now t
 		e.queue(ret)
 		return false, nil
 	}
+	if err := e.returnQueued(ctx, subject, w.def.Name); err != nil {
+		e.queue(ret)
+		return false, err
+	}
 	res, err := e.r.GrantRate(ctx, apikey.RateGrant{Subject: subject, Limit: w.def, At: now, Want: 1, Replicas: int(e.replicas.Load()), Return: ret})
 	if err != nil {
 		e.queue(ret)
@@ -388,14 +396,43 @@ func (e *Engine) handBack(subject string, w *window) {
 	w.grant = 0
 }
 
+// returnKey names the limit a queued hand-back belongs to.
+type returnKey struct{ subject, limit string }
+
 // queue keeps a hand-back for the next Flush.
 func (e *Engine) queue(r apikey.GrantReturn) {
 	if r.N == 0 {
 		return
 	}
 	e.returnsMu.Lock()
-	e.returns = append(e.returns, r)
+	if e.returns == nil {
+		e.returns = map[returnKey][]apikey.GrantReturn{}
+	}
+	k := returnKey{r.Subject, r.LimitName}
+	e.returns[k] = append(e.returns[k], r)
 	e.returnsMu.Unlock()
+}
+
+// returnQueued writes the hand-backs queued for one limit before a grant
+// of that limit is asked for: a grant still counted in the store would
+// make the window look full (with one replica, the last grant took all
+// of it). It waits for a Flush that is writing hand-backs.
+func (e *Engine) returnQueued(ctx context.Context, subject, limit string) error {
+	e.returnsMu.Lock()
+	k := returnKey{subject, limit}
+	pending := e.returns[k]
+	delete(e.returns, k)
+	e.returnsMu.Unlock()
+	if len(pending) == 0 {
+		return nil
+	}
+	if err := e.r.ReturnGrants(ctx, pending); err != nil {
+		for _, r := range pending {
+			e.queue(r)
+		}
+		return err
+	}
+	return nil
 }
 
 // sum is the count of admissions in the slices first to cur.
@@ -659,20 +696,8 @@ func (e *Engine) send(ctx context.Context, spends, held []apikey.CreditAmount, s
 			}
 		}
 	}
-	e.returnsMu.Lock()
-	returns := e.returns
-	e.returns = nil
-	e.returnsMu.Unlock()
-	if len(returns) > 0 {
-		if err := e.r.ReturnGrants(ctx, returns); err != nil {
-			// A grant not handed back only lowers admissions until its
-			// window ends; it is not retried.
-			errs = append(errs, err)
-		} else {
-			for _, r := range returns {
-				st.Returned += r.N
-			}
-		}
+	if err := e.sendReturns(ctx, st); err != nil {
+		errs = append(errs, err)
 	}
 	if len(held) > 0 {
 		if err := e.r.ReturnCredits(ctx, e.replicaID, held); err != nil {
@@ -683,6 +708,31 @@ func (e *Engine) send(ctx context.Context, spends, held []apikey.CreditAmount, s
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// sendReturns writes the queued hand-backs, holding returnsMu while it
+// does (see Engine.returns). It takes no subject's lock, which admissions
+// hold when they queue.
+func (e *Engine) sendReturns(ctx context.Context, st *FlushStats) error {
+	e.returnsMu.Lock()
+	defer e.returnsMu.Unlock()
+	var returns []apikey.GrantReturn
+	for _, rs := range e.returns {
+		returns = append(returns, rs...)
+	}
+	e.returns = nil
+	if len(returns) == 0 {
+		return nil
+	}
+	if err := e.r.ReturnGrants(ctx, returns); err != nil {
+		// A grant not handed back only lowers admissions until its window
+		// ends; it is not retried.
+		return err
+	}
+	for _, r := range returns {
+		st.Returned += r.N
+	}
+	return nil
 }
 
 // restore puts a failed report back into subject's state.
