@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/apikeyd/apikeyd/apikey"
+	"github.com/apikeyd/apikeyd/internal/dbvalue"
 )
 
 // Owner implements apikey.UsageStore.
@@ -14,7 +15,7 @@ func (s *Store) Owner(ctx context.Context, projectID, ownerID string) (*apikey.O
 	var meta *string
 	err := s.pool.QueryRow(ctx, `SELECT ratelimits, has_credits, meta, created_at, updated_at
 		FROM usage_owners WHERE project_id = $1 AND owner_id = $2`, projectID, ownerID).
-		Scan((*rateLimits)(&o.RateLimits), &o.HasCredits, &meta, (*tstz)(&o.CreatedAt), (*tstz)(&o.UpdatedAt))
+		Scan((*dbvalue.RateLimits)(&o.RateLimits), &o.HasCredits, &meta, (*tstz)(&o.CreatedAt), (*tstz)(&o.UpdatedAt))
 	if err != nil {
 		return nil, dbError("get owner", err)
 	}
@@ -36,7 +37,7 @@ func (t *tx) PutOwner(ctx context.Context, o *apikey.Owner) error {
 		ON CONFLICT (project_id, owner_id) DO UPDATE SET ratelimits = EXCLUDED.ratelimits, has_credits = EXCLUDED.has_credits,
 			meta = EXCLUDED.meta, updated_at = EXCLUDED.updated_at
 		RETURNING created_at`,
-		o.ProjectID, o.OwnerID, rateLimits(o.RateLimits), o.HasCredits, meta, tstz(o.CreatedAt), tstz(o.UpdatedAt)).
+		o.ProjectID, o.OwnerID, dbvalue.RateLimits(o.RateLimits), o.HasCredits, meta, tstz(o.CreatedAt), tstz(o.UpdatedAt)).
 		Scan((*tstz)(&o.CreatedAt))
 	if err != nil {
 		return t.fail("put owner", err)

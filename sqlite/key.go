@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/apikeyd/apikeyd/apikey"
+	"github.com/apikeyd/apikeyd/internal/dbvalue"
 )
 
 // keyColumn maps one column of the keys table to a field of apikey.Key. The
@@ -79,7 +80,7 @@ var keyTable = []keyColumn{
 		dest: func(r *keyRow) any { return (*string)(&r.k.RevocationReason) }, arg: func(k *apikey.Key) any { return orNull(string(k.RevocationReason)) }},
 	{name: "source", dest: func(r *keyRow) any { return (*string)(&r.k.Source) }, arg: func(k *apikey.Key) any { return string(k.SourceOrIssued()) }},
 	{name: "lineage_id", dest: func(r *keyRow) any { return &r.k.LineageID }, arg: func(k *apikey.Key) any { return k.LineageID }},
-	{name: "ratelimits", mutable: true, dest: func(r *keyRow) any { return (*rateLimits)(&r.k.RateLimits) }, arg: func(k *apikey.Key) any { return rateLimits(k.RateLimits) }},
+	{name: "ratelimits", mutable: true, dest: func(r *keyRow) any { return (*dbvalue.RateLimits)(&r.k.RateLimits) }, arg: func(k *apikey.Key) any { return dbvalue.RateLimits(k.RateLimits) }},
 	{name: "has_credits", mutable: true, dest: func(r *keyRow) any { return &r.k.HasCredits }, arg: func(k *apikey.Key) any { return k.HasCredits }},
 	{name: "version", dest: func(r *keyRow) any { return &r.k.Version }}, // arg nil: the queries write it
 }

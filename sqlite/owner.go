@@ -5,6 +5,7 @@ import (
 	"database/sql"
 
 	"github.com/apikeyd/apikeyd/apikey"
+	"github.com/apikeyd/apikeyd/internal/dbvalue"
 )
 
 // Owner implements apikey.UsageStore.
@@ -13,7 +14,7 @@ func (s *Store) Owner(ctx context.Context, projectID, ownerID string) (*apikey.O
 	var meta sql.NullString
 	err := s.read.QueryRowContext(ctx, `SELECT ratelimits, has_credits, meta, created_at, updated_at
 		FROM usage_owners WHERE project_id = ? AND owner_id = ?`, projectID, ownerID).
-		Scan((*rateLimits)(&o.RateLimits), &o.HasCredits, &meta, (*micros)(&o.CreatedAt), (*micros)(&o.UpdatedAt))
+		Scan((*dbvalue.RateLimits)(&o.RateLimits), &o.HasCredits, &meta, (*micros)(&o.CreatedAt), (*micros)(&o.UpdatedAt))
 	if err != nil {
 		return nil, dbError("get owner", err)
 	}
@@ -34,7 +35,7 @@ func (t *tx) PutOwner(ctx context.Context, o *apikey.Owner) error {
 		ON CONFLICT (project_id, owner_id) DO UPDATE SET ratelimits = excluded.ratelimits, has_credits = excluded.has_credits,
 			meta = excluded.meta, updated_at = excluded.updated_at
 		RETURNING created_at`,
-		o.ProjectID, o.OwnerID, rateLimits(o.RateLimits), o.HasCredits, meta, micros(o.CreatedAt), micros(o.UpdatedAt)).
+		o.ProjectID, o.OwnerID, dbvalue.RateLimits(o.RateLimits), o.HasCredits, meta, micros(o.CreatedAt), micros(o.UpdatedAt)).
 		Scan((*micros)(&o.CreatedAt))
 	if err != nil {
 		return dbError("put owner", err)

@@ -1,4 +1,6 @@
-package postgres
+// Package dbvalue holds the column types both stores share: domain values
+// stored in one column the same way on SQLite and PostgreSQL.
+package dbvalue
 
 import (
 	"database/sql/driver"
@@ -8,11 +10,11 @@ import (
 	"github.com/apikeyd/apikeyd/apikey"
 )
 
-// rateLimits stores a key's rate limits as a JSON array, NULL for none.
-type rateLimits []apikey.RateLimit
+// RateLimits stores a key's rate limits as a JSON array, NULL for none.
+type RateLimits []apikey.RateLimit
 
 // Value implements driver.Valuer.
-func (ls rateLimits) Value() (driver.Value, error) {
+func (ls RateLimits) Value() (driver.Value, error) {
 	if ls == nil {
 		return nil, nil
 	}
@@ -21,7 +23,7 @@ func (ls rateLimits) Value() (driver.Value, error) {
 }
 
 // Scan implements sql.Scanner.
-func (ls *rateLimits) Scan(src any) error {
+func (ls *RateLimits) Scan(src any) error {
 	var b []byte
 	switch v := src.(type) {
 	case nil:
