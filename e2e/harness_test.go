@@ -184,8 +184,11 @@ type server struct {
 	cmd    *exec.Cmd
 	out    *output
 	exited chan error
-	URL    string
-	Admin  string
+	// done is closed once the process has been waited for, so that the
+	// cleanup can tell without reading cmd.ProcessState, which Wait writes.
+	done  chan struct{}
+	URL   string
+	Admin string
 }
 
 // option changes how a server is started.
@@ -235,7 +238,12 @@ func startServer(t *testing.T, opts ...option) *server {
 	t.Logf("starting apikeyd on %s", s.backend)
 	s.start()
 	t.Cleanup(func() {
-		if s.cmd != nil && s.cmd.ProcessState == nil {
+		if s.done == nil {
+			return
+		}
+		select {
+		case <-s.done:
+		default:
 			s.stop(syscall.SIGKILL)
 		}
 	})
@@ -297,6 +305,8 @@ func (s *server) start() {
 		s.t.Fatalf("start apikeyd: %v", err)
 	}
 	s.exited = make(chan error, 1)
+	done := make(chan struct{})
+	s.done = done
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -308,7 +318,9 @@ func (s *server) start() {
 				addr <- a
 			}
 		}
-		s.exited <- s.cmd.Wait()
+		err := s.cmd.Wait()
+		close(done)
+		s.exited <- err
 	}()
 	select {
 	case a := <-addr:
