@@ -314,6 +314,12 @@ func (s *Store) scanPage(ctx context.Context, after string) ([]*apikey.Key, erro
 // two batches cannot deadlock, and a batch is idempotent, so it is simply
 // run again if PostgreSQL reports a deadlock anyway.
 func (s *Store) TouchKeys(ctx context.Context, uses []apikey.KeyUse) error {
+	return s.touch(ctx, "keys", uses)
+}
+
+// touch moves last_used_at forward in table (keys or root_keys) for
+// TouchKeys and TouchRootKeys.
+func (s *Store) touch(ctx context.Context, table string, uses []apikey.KeyUse) error {
 	if len(uses) == 0 {
 		return nil
 	}
@@ -334,14 +340,14 @@ func (s *Store) TouchKeys(ctx context.Context, uses []apikey.KeyUse) error {
 	for i, id := range ids {
 		ats[i] = latest[id]
 	}
-	const touch = `WITH u AS (
+	touch := `WITH u AS (
 			SELECT * FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at)
 		), locked AS (
-			SELECT k.id, u.at FROM keys k JOIN u ON k.id = u.id
+			SELECT k.id, u.at FROM ` + table + ` k JOIN u ON k.id = u.id
 			WHERE k.last_used_at IS NULL OR k.last_used_at < u.at
 			ORDER BY k.id FOR UPDATE OF k
 		)
-		UPDATE keys k SET last_used_at = locked.at FROM locked
+		UPDATE ` + table + ` k SET last_used_at = locked.at FROM locked
 		WHERE k.id = locked.id AND (k.last_used_at IS NULL OR k.last_used_at < locked.at)`
 	var err error
 	for range updateAttempts {
@@ -350,7 +356,7 @@ func (s *Store) TouchKeys(ctx context.Context, uses []apikey.KeyUse) error {
 		}
 	}
 	if err != nil {
-		return dbError("touch keys", err)
+		return dbError("touch "+table, err)
 	}
 	return nil
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -161,45 +159,7 @@ func (s *Store) RootKeyChanges(ctx context.Context, since string, fn func(rk *ap
 // TouchRootKeys moves last_used_at forward in one statement, locking rows
 // in ID order as TouchKeys does.
 func (s *Store) TouchRootKeys(ctx context.Context, uses []apikey.KeyUse) error {
-	if len(uses) == 0 {
-		return nil
-	}
-	ctx, cancel := bound(ctx)
-	defer cancel()
-	latest := make(map[string]time.Time, len(uses))
-	for _, u := range uses {
-		if at := micro(u.At); at.After(latest[u.KeyID]) {
-			latest[u.KeyID] = at
-		}
-	}
-	ids := make([]string, 0, len(latest))
-	for id := range latest {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	ats := make([]time.Time, len(ids))
-	for i, id := range ids {
-		ats[i] = latest[id]
-	}
-	const touch = `WITH u AS (
-			SELECT * FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at)
-		), locked AS (
-			SELECT k.id, u.at FROM root_keys k JOIN u ON k.id = u.id
-			WHERE k.last_used_at IS NULL OR k.last_used_at < u.at
-			ORDER BY k.id FOR UPDATE OF k
-		)
-		UPDATE root_keys k SET last_used_at = locked.at FROM locked
-		WHERE k.id = locked.id AND (k.last_used_at IS NULL OR k.last_used_at < locked.at)`
-	var err error
-	for range updateAttempts {
-		if _, err = s.pool.Exec(ctx, touch, ids, ats); !serializationFailure(err) {
-			break
-		}
-	}
-	if err != nil {
-		return dbError("touch root keys", err)
-	}
-	return nil
+	return s.touch(ctx, "root_keys", uses)
 }
 
 // RootKeyForUpdate returns the root key with the given ID and locks its row

@@ -422,19 +422,25 @@ func (s *Store) scanRange(ctx context.Context, after, upTo string, visit func(k 
 // TouchKeys records the uses in one transaction, moving last_used_at only
 // forward.
 func (s *Store) TouchKeys(ctx context.Context, uses []apikey.KeyUse) error {
+	return s.touch(ctx, "keys", uses)
+}
+
+// touch moves last_used_at forward in table (keys or root_keys) for
+// TouchKeys and TouchRootKeys.
+func (s *Store) touch(ctx context.Context, table string, uses []apikey.KeyUse) error {
 	if len(uses) == 0 {
 		return nil
 	}
 	return inTx(ctx, s.write, func(t *sql.Tx) error {
-		stmt, err := t.PrepareContext(ctx, "UPDATE keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)")
+		stmt, err := t.PrepareContext(ctx, "UPDATE "+table+" SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)")
 		if err != nil {
-			return dbError("touch keys", err)
+			return dbError("touch "+table, err)
 		}
 		defer stmt.Close()
 		for _, u := range uses {
 			at := u.At.UnixMicro()
 			if _, err := stmt.ExecContext(ctx, at, u.KeyID, at); err != nil {
-				return dbError("touch keys", err)
+				return dbError("touch "+table, err)
 			}
 		}
 		return nil

@@ -175,23 +175,7 @@ func (s *Store) RootKeyChanges(ctx context.Context, since string, fn func(rk *ap
 // TouchRootKeys records the uses in one transaction, moving last_used_at
 // only forward.
 func (s *Store) TouchRootKeys(ctx context.Context, uses []apikey.KeyUse) error {
-	if len(uses) == 0 {
-		return nil
-	}
-	return inTx(ctx, s.write, func(t *sql.Tx) error {
-		stmt, err := t.PrepareContext(ctx, "UPDATE root_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)")
-		if err != nil {
-			return dbError("touch root keys", err)
-		}
-		defer stmt.Close()
-		for _, u := range uses {
-			at := u.At.UnixMicro()
-			if _, err := stmt.ExecContext(ctx, at, u.KeyID, at); err != nil {
-				return dbError("touch root keys", err)
-			}
-		}
-		return nil
-	})
+	return s.touch(ctx, "root_keys", uses)
 }
 
 // RootKeyForUpdate returns the root key with the given ID. The transaction
