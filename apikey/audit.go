@@ -18,6 +18,14 @@ const (
 	ActionCreditsAdjusted = "api_key.credits_adjusted"
 )
 
+// AuditActions lists every action an audit event may have, in the order
+// the API documents them: the values of the audit listing's action filter.
+var AuditActions = []string{
+	ActionCreated, ActionUpdated, ActionRevoked, ActionRotated, ActionRotationFailed,
+	ActionDisabled, ActionEnabled, ActionImported, ActionCreditsAdjusted,
+	ActionRootKeyCreated, ActionRootKeyUpdated, ActionRootKeyRevoked, ActionRootKeyRotated,
+}
+
 // Actor types.
 const (
 	ActorAdmin   = "admin"

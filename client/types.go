@@ -376,8 +376,9 @@ type AuditParams struct {
 	KeyID         string
 	// Action is one of api_key.created, api_key.updated, api_key.revoked,
 	// api_key.rotated, api_key.rotation_failed, api_key.disabled,
-	// api_key.enabled, api_key.imported, root_key.created,
-	// root_key.updated, root_key.revoked, root_key.rotated.
+	// api_key.enabled, api_key.imported, api_key.credits_adjusted,
+	// root_key.created, root_key.updated, root_key.revoked,
+	// root_key.rotated.
 	Action string
 	Limit  int
 	Cursor string
