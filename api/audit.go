@@ -10,7 +10,7 @@ type auditInput struct {
 	ProjectID     string `query:"project_id" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"The project whose events to list. Omitted: an API key lists its own project; the admin token and root keys holding root-keys:read list the events of no project (the changes to root keys)."`
 	EnvironmentID string `query:"environment_id" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$"`
 	KeyID         string `query:"key_id" maxLength:"64" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Only events about this key."`
-	Action        string `query:"action" enum:"api_key.created,api_key.updated,api_key.revoked,api_key.rotated,api_key.rotation_failed,api_key.disabled,api_key.enabled,api_key.imported,api_key.credits_adjusted,root_key.created,root_key.updated,root_key.revoked,root_key.rotated" doc:"Only events of this kind."`
+	Action        string `query:"action" enum:"api_key.created,api_key.updated,api_key.revoked,api_key.rotated,api_key.rotation_failed,api_key.disabled,api_key.enabled,api_key.imported,api_key.credits_adjusted,root_key.created,root_key.updated,root_key.revoked,root_key.rotated,owner.updated,owner.deleted" doc:"Only events of this kind."`
 	Limit         int    `query:"limit" minimum:"1" maximum:"1000" default:"100"`
 	Cursor        string `query:"cursor" maxLength:"256"`
 }

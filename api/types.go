@@ -251,12 +251,13 @@ func (verifyCode) Schema(huma.Registry) *huma.Schema {
 }
 
 // AuditEventObject is one entry of the audit log. project_id is null for
-// the changes to root keys, which belong to no project.
+// the changes to root keys, which belong to no project; key_id is null for
+// the changes to owners, which concern no one key.
 type AuditEventObject struct {
 	ID            string         `json:"id"`
 	ProjectID     *string        `json:"project_id"`
 	EnvironmentID *string        `json:"environment_id"`
-	KeyID         string         `json:"key_id"`
+	KeyID         *string        `json:"key_id" doc:"The key (or root key) the event is about; null for an owner's (owner.updated, owner.deleted), whose details name the owner_id."`
 	Action        string         `json:"action" example:"api_key.rotated"`
 	Actor         ActorObject    `json:"actor"`
 	Details       map[string]any `json:"details"`
@@ -330,7 +331,7 @@ func auditEventObject(e *apikey.AuditEvent) AuditEventObject {
 		ID:            e.ID,
 		ProjectID:     optString(e.ProjectID),
 		EnvironmentID: optString(e.EnvironmentID),
-		KeyID:         e.KeyID,
+		KeyID:         optString(e.KeyID),
 		Action:        e.Action,
 		Actor:         actorObject(e.Actor),
 		Details:       d,

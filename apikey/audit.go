@@ -18,12 +18,22 @@ const (
 	ActionCreditsAdjusted = "api_key.credits_adjusted"
 )
 
+// Audit actions of owners' shared allowances (PUT and DELETE
+// /v1/projects/{project_id}/owners/{owner_id}). Their events belong to the
+// owner's project, have no EnvironmentID and no KeyID, and carry the
+// owner_id in their details.
+const (
+	ActionOwnerUpdated = "owner.updated" // created or replaced
+	ActionOwnerDeleted = "owner.deleted"
+)
+
 // AuditActions lists every action an audit event may have, in the order
 // the API documents them: the values of the audit listing's action filter.
 var AuditActions = []string{
 	ActionCreated, ActionUpdated, ActionRevoked, ActionRotated, ActionRotationFailed,
 	ActionDisabled, ActionEnabled, ActionImported, ActionCreditsAdjusted,
 	ActionRootKeyCreated, ActionRootKeyUpdated, ActionRootKeyRevoked, ActionRootKeyRotated,
+	ActionOwnerUpdated, ActionOwnerDeleted,
 }
 
 // Actor types.
@@ -46,7 +56,7 @@ type Actor struct {
 // SystemActor is the actor of scheduled work.
 var SystemActor = Actor{Type: ActorSystem}
 
-// AuditEvent records who did what to which key, and when. Details hold the
+// AuditEvent records who did what to which key (or owner), and when. Details hold the
 // changed fields and other context; never a plaintext key or secret.
 type AuditEvent struct {
 	ID            string

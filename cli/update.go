@@ -173,7 +173,8 @@ escalation); a revoked or replaced key cannot be changed.`,
 // CLI does not import (TestAuditActions keeps the two equal).
 var auditActions = []string{"api_key.created", "api_key.updated", "api_key.revoked", "api_key.rotated", "api_key.rotation_failed",
 	"api_key.disabled", "api_key.enabled", "api_key.imported", "api_key.credits_adjusted",
-	"root_key.created", "root_key.updated", "root_key.revoked", "root_key.rotated"}
+	"root_key.created", "root_key.updated", "root_key.revoked", "root_key.rotated",
+	"owner.updated", "owner.deleted"}
 
 func (k *keysCmd) audit() *cobra.Command {
 	var p client.AuditParams

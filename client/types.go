@@ -207,7 +207,8 @@ func (v Verdict) MarshalJSON() ([]byte, error) {
 
 // AuditEvent is one entry of the audit log: who did what to which key.
 // ProjectID is empty for the changes to root keys, which belong to no
-// project (the server says null).
+// project, and KeyID for the changes to owners (owner.updated,
+// owner.deleted), whose Details name the owner_id (the server says null).
 type AuditEvent struct {
 	ID            string         `json:"id"`
 	ProjectID     string         `json:"project_id"`
@@ -378,7 +379,7 @@ type AuditParams struct {
 	// api_key.rotated, api_key.rotation_failed, api_key.disabled,
 	// api_key.enabled, api_key.imported, api_key.credits_adjusted,
 	// root_key.created, root_key.updated, root_key.revoked,
-	// root_key.rotated.
+	// root_key.rotated, owner.updated, owner.deleted.
 	Action string
 	Limit  int
 	Cursor string

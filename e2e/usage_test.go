@@ -428,6 +428,21 @@ func TestUsageOwnerShares(t *testing.T) {
 	if v := s.verify(t, s.Admin, map[string]any{"key": a.Secret}); v["code"] != "VALID" || v["owner"] != nil {
 		t.Fatalf("after DELETE owner: %v", v)
 	}
+	// Audited: the two PUTs that were taken, the first DELETE (the second
+	// deleted none), by the admin, naming the owner and no key.
+	for action, owners := range map[string][]any{"owner.updated": {"beta", "acme"}, "owner.deleted": {"acme"}} {
+		events := expect(t, s.do(t, http.MethodGet, "/v1/audit-events?project_id=p1&action="+action, s.Admin, nil), http.StatusOK).list(t)
+		var got []any
+		for _, e := range events {
+			if e["key_id"] != nil || e["actor"].(map[string]any)["type"] != "admin" {
+				t.Errorf("%s event: %v", action, e)
+			}
+			got = append(got, e["details"].(map[string]any)["owner_id"])
+		}
+		if !slices.Equal(got, owners) {
+			t.Errorf("%s events of owners %v, want %v", action, got, owners)
+		}
+	}
 }
 
 // TestUsageImport: imported keys carry rate limits and credits too.

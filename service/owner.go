@@ -1,7 +1,9 @@
 package service
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"sync"
 	"time"
 
@@ -68,11 +70,25 @@ func (s *Service) PutOwner(ctx context.Context, p apikey.Principal, project, own
 	o := &apikey.Owner{ProjectID: project, OwnerID: owner, RateLimits: in.RateLimits, HasCredits: in.Credits != nil,
 		Meta: meta, CreatedAt: now, UpdatedAt: now}
 	err := s.engine.Settle(ctx, o.Subject(), func() error {
+		// What the owner was, for the audit event: read before the
+		// transaction (the store's tx reads no owner), but under Settle,
+		// which serialises this process's changes of the owner.
+		before, err := s.ownerState(ctx, project, owner, now)
+		if err != nil {
+			return err
+		}
+		if before.owner != nil {
+			o.CreatedAt = before.owner.CreatedAt // the store keeps it on replace
+		}
+		was, is := ownerDiff(before, ownerState{owner: o, credits: in.Credits})
 		return s.update(ctx, func(tx *writeTx) error {
 			if err := tx.PutOwner(ctx, o); err != nil {
 				return err
 			}
-			return tx.PutBalance(ctx, o.Subject(), in.Credits, now)
+			if err := tx.PutBalance(ctx, o.Subject(), in.Credits, now); err != nil {
+				return err
+			}
+			return tx.auditOwner(ctx, p.Actor(), apikey.ActionOwnerUpdated, o, now, was, is)
 		})
 	})
 	if err != nil {
@@ -106,17 +122,116 @@ func (s *Service) DeleteOwner(ctx context.Context, p apikey.Principal, project, 
 	o := &apikey.Owner{ProjectID: project, OwnerID: owner}
 	now := s.now()
 	err := s.engine.Settle(ctx, o.Subject(), func() error {
+		before, err := s.ownerState(ctx, project, owner, now) // as in PutOwner
+		if err != nil {
+			return err
+		}
 		return s.update(ctx, func(tx *writeTx) error {
 			if err := tx.DeleteOwner(ctx, project, owner); err != nil {
 				return err
 			}
-			return tx.PutBalance(ctx, o.Subject(), nil, now)
+			if err := tx.PutBalance(ctx, o.Subject(), nil, now); err != nil {
+				return err
+			}
+			if before.owner == nil && before.credits == nil {
+				return nil // deleting none changes nothing and writes no event
+			}
+			was, is := ownerDiff(before, ownerState{})
+			return tx.auditOwner(ctx, p.Actor(), apikey.ActionOwnerDeleted, o, now, was, is)
 		})
 	})
 	if err == nil {
 		s.owners.put(&apikey.Owner{ProjectID: project, OwnerID: owner}, now)
 	}
 	return err
+}
+
+// ownerState is an owner's allowance and balance as its audit events
+// record them; the zero value is no owner.
+type ownerState struct {
+	owner   *apikey.Owner   // nil: none
+	credits *apikey.Credits // nil: none (unlimited)
+}
+
+// ownerState reads the owner's allowance and, if it has credits, its
+// balance at now (the total, as GET shows it).
+func (s *Service) ownerState(ctx context.Context, project, owner string, now time.Time) (ownerState, error) {
+	o, err := s.store.Owner(ctx, project, owner)
+	if apikey.ErrorCode(err) == apikey.ENOTFOUND {
+		return ownerState{}, nil
+	}
+	if err != nil {
+		return ownerState{}, err
+	}
+	st := ownerState{owner: o}
+	if o.HasCredits {
+		c, err := s.store.Balance(ctx, o.Subject(), now)
+		if err != nil && apikey.ErrorCode(err) != apikey.ENOTFOUND {
+			return ownerState{}, err
+		}
+		st.credits = c
+	}
+	return st, nil
+}
+
+// fields are the values of the owner's audited fields by their API names:
+// "ratelimits", "credits" ({"remaining", "refill"}) and "meta", nil when
+// unset.
+func (st ownerState) fields() map[string]any {
+	f := map[string]any{"ratelimits": nil, "credits": nil, "meta": nil}
+	if st.owner == nil {
+		return f
+	}
+	if st.owner.RateLimits != nil {
+		f["ratelimits"] = st.owner.RateLimits
+	}
+	if st.owner.Meta != nil {
+		f["meta"] = json.RawMessage(st.owner.Meta)
+	}
+	if c := st.credits; c != nil {
+		var refill any
+		if r := c.Refill; r != nil {
+			rm := map[string]any{"interval": string(r.Interval), "amount": r.Amount, "mode": string(r.Mode)}
+			if r.Interval == apikey.RefillMonthly {
+				rm["day_of_month"] = max(r.DayOfMonth, 1) // as the API shows it
+			}
+			refill = rm
+		}
+		f["credits"] = map[string]any{"remaining": c.Remaining, "refill": refill}
+	}
+	return f
+}
+
+// ownerDiff returns the audited fields that differ between before and
+// after, with their values on each side, as apikey.Diff does for keys: for
+// an owner created "before" is empty and "after" holds every field set;
+// for one deleted, the other way round.
+func ownerDiff(before, after ownerState) (was, is map[string]any) {
+	was, is = map[string]any{}, map[string]any{}
+	b, a := before.fields(), after.fields()
+	for name := range a {
+		switch {
+		case before.owner == nil:
+			if a[name] != nil {
+				is[name] = a[name]
+			}
+		case after.owner == nil:
+			if b[name] != nil {
+				was[name] = b[name]
+			}
+		case !sameJSON(b[name], a[name]):
+			was[name], is[name] = b[name], a[name]
+		}
+	}
+	return was, is
+}
+
+// sameJSON reports whether a and b encode to the same JSON, which is how
+// an event records them.
+func sameJSON(a, b any) bool {
+	ja, erra := json.Marshal(a)
+	jb, errb := json.Marshal(b)
+	return erra == nil && errb == nil && bytes.Equal(ja, jb)
 }
 
 var errNoOwner = &apikey.Error{Code: apikey.ENOTFOUND, Message: "owner not found"}

@@ -155,28 +155,12 @@ func (s *Service) update(ctx context.Context, fn func(tx *writeTx) error) error 
 // transaction first read it; for a key it inserted, "before" is empty and
 // "after" holds every field that is set.
 func (t *writeTx) audit(ctx context.Context, actor apikey.Actor, action string, k *apikey.Key, now time.Time, details map[string]any) error {
-	id, err := apikey.NewID(apikey.IDKindEvent)
-	if err != nil {
-		return apikey.Internal(err)
-	}
-	if details == nil {
-		details = map[string]any{}
-	}
 	was, is := apikey.Diff(t.read[k.ID], k)
 	for name, v := range t.extra[k.ID] {
 		was[name], is[name] = v[0], v[1]
 	}
-	details["before"], details["after"] = was, is
-	return t.InsertAuditEvent(ctx, &apikey.AuditEvent{
-		ID:            id,
-		ProjectID:     k.ProjectID,
-		EnvironmentID: k.EnvironmentID,
-		KeyID:         k.ID,
-		Action:        action,
-		Actor:         actor,
-		Details:       details,
-		CreatedAt:     now,
-	})
+	return t.event(ctx, apikey.AuditEvent{ProjectID: k.ProjectID, EnvironmentID: k.EnvironmentID, KeyID: k.ID,
+		Action: action, Actor: actor, CreatedAt: now}, details, was, is)
 }
 
 // auditRoot is audit for a root key: the event belongs to no project, its
@@ -184,6 +168,24 @@ func (t *writeTx) audit(ctx context.Context, actor apikey.Actor, action string, 
 // changed fields (apikey.DiffRoot) against the state this transaction
 // first read.
 func (t *writeTx) auditRoot(ctx context.Context, actor apikey.Actor, action string, rk *apikey.RootKey, now time.Time, details map[string]any) error {
+	was, is := apikey.DiffRoot(t.readRoot[rk.ID], rk)
+	return t.event(ctx, apikey.AuditEvent{KeyID: rk.ID, Action: action, Actor: actor, CreatedAt: now}, details, was, is)
+}
+
+// auditOwner is audit for an owner's allowance: the event belongs to the
+// owner's project, with no environment and no key, its details name the
+// owner ("owner_id"), and "before" and "after" are what the caller found
+// changed (ownerDiff): the owner has no row this transaction reads for
+// update.
+func (t *writeTx) auditOwner(ctx context.Context, actor apikey.Actor, action string, o *apikey.Owner, now time.Time, was, is map[string]any) error {
+	return t.event(ctx, apikey.AuditEvent{ProjectID: o.ProjectID, Action: action, Actor: actor, CreatedAt: now},
+		map[string]any{"owner_id": o.OwnerID}, was, is)
+}
+
+// event inserts e, in the transaction, under a new ID, its details the
+// given ones (nil for none) plus "before" and "after". audit, auditRoot
+// and auditOwner all write through here.
+func (t *writeTx) event(ctx context.Context, e apikey.AuditEvent, details, was, is map[string]any) error {
 	id, err := apikey.NewID(apikey.IDKindEvent)
 	if err != nil {
 		return apikey.Internal(err)
@@ -191,13 +193,7 @@ func (t *writeTx) auditRoot(ctx context.Context, actor apikey.Actor, action stri
 	if details == nil {
 		details = map[string]any{}
 	}
-	details["before"], details["after"] = apikey.DiffRoot(t.readRoot[rk.ID], rk)
-	return t.InsertAuditEvent(ctx, &apikey.AuditEvent{
-		ID:        id,
-		KeyID:     rk.ID,
-		Action:    action,
-		Actor:     actor,
-		Details:   details,
-		CreatedAt: now,
-	})
+	details["before"], details["after"] = was, is
+	e.ID, e.Details = id, details
+	return t.InsertAuditEvent(ctx, &e)
 }
