@@ -223,15 +223,17 @@ type KeyUse struct {
 type UsageStore interface {
 	// GrantRate grants up to GrantSize(free, g.Want, g.Replicas) admissions
 	// of the window of g.Limit ending at g.At to g.Subject, recorded in the
-	// slice of g.At, where free is the limit minus what the slices that
-	// overlap the window have granted. It serialises on the subject's
+	// slice of g.At — or, when g asks for a span and SpanGrantFits, g.SpanWant
+	// recorded for the g.Span slices from it on — where free is the limit
+	// minus what the grants that may be spent in a slice from the window's
+	// first on have granted. It serialises on the subject's
 	// limit row, so that grants of several replicas never exceed the
 	// limit in any window. A limit whose definition changed is counted
 	// under its new definition from then on.
 	GrantRate(ctx context.Context, g RateGrant) (RateGrantResult, error)
 	// ReturnGrants hands back unspent grants: each lowers the granted
-	// count of its slice by N, never below zero. Slices that no longer
-	// exist are ignored.
+	// count of its grant (Slice to Last) by N, never below zero. Grants
+	// that no longer exist are ignored.
 	ReturnGrants(ctx context.Context, returns []GrantReturn) error
 
 	// ReserveCredits first applies the refills due at r.Now, then moves
@@ -323,6 +325,11 @@ type RateGrant struct {
 	At       time.Time
 	Want     int64 // at least 1
 	Replicas int
+	// Span and SpanWant ask for a span grant (docs/limits.md): SpanWant
+	// admissions that may be spent in any of the Span slices from the
+	// slice of At on. The store grants it only when SpanGrantFits;
+	// otherwise, and when Span ≤ 1, it grants for the slice of At alone.
+	Span, SpanWant int64
 	// Return, when its N is not 0, hands back the unspent grant of an
 	// earlier slice of the same limit in the same transaction, before
 	// the window is summed: a replica that moves on to a new slice
@@ -331,20 +338,30 @@ type RateGrant struct {
 }
 
 // RateGrantResult is what GrantRate granted: Granted admissions, to be
-// spent in the slice numbered Slice (of Limit.SliceMS()) only, and Free,
-// what the window had left after the grant.
+// spent in the slices numbered Slice to Last (of Limit.SliceMS()) only,
+// and Free, what the window had left after the grant.
 type RateGrantResult struct {
-	Granted int64
-	Slice   int64
-	Free    int64
+	Granted     int64
+	Slice, Last int64
+	Free        int64
 }
 
-// GrantReturn hands back N unspent admissions granted in a slice.
+// GrantReturn hands back N unspent admissions of a grant — or, with
+// ToSlice and ToLast set, narrows N admissions spent from a span grant:
+// they are recorded for the slices ToSlice to ToLast (within the grant's,
+// the slices they were spent in) instead of the grant's, so that they
+// count only in the windows that overlap those (docs/limits.md).
 type GrantReturn struct {
-	Subject   string
-	LimitName string
-	Slice     int64 // RateGrantResult.Slice of the grant
-	N         int64
+	Subject         string
+	LimitName       string
+	Slice, Last     int64 // RateGrantResult.Slice and Last of the grant
+	N               int64
+	ToSlice, ToLast int64
+}
+
+// Narrows reports whether r narrows rather than hands back.
+func (r GrantReturn) Narrows() bool {
+	return r.ToLast >= r.ToSlice && r.ToSlice > 0
 }
 
 // CreditReservation asks UsageStore.ReserveCredits for a slice of a balance.

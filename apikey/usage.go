@@ -258,6 +258,34 @@ func GrantSize(free, want int64, replicas int) int64 {
 	return min(free, max(want, share))
 }
 
+// SpanTime is how long a span grant lasts (docs/limits.md): a replica
+// that spends a lightly used limit asks the store about once per SpanTime
+// instead of once per slice.
+const SpanTime = 10 * time.Second
+
+// SpanSlices is how many slices of l a span grant may be spent in:
+// SpanTime's worth, at least 1. At 1 (limits of 100 s or more, whose
+// slices last 10 s or more) there are no span grants.
+func (l RateLimit) SpanSlices() int64 {
+	return max(1, (SpanTime.Milliseconds()+l.SliceMS()-1)/l.SliceMS())
+}
+
+// SpanCap is the most one span grant of l may hold with replicas live
+// replicas: a tenth of the limit divided among them, so that span grants
+// are only for subjects far from their limit and all the replicas'
+// together hold at most a tenth of it.
+func SpanCap(l RateLimit, replicas int) int64 {
+	return l.Limit / (10 * int64(max(replicas, 1)))
+}
+
+// SpanGrantFits reports whether a span grant of want admissions may be
+// granted from a window of l with free left: want is within SpanCap and
+// at least half the limit stays free after it. A window that is filling
+// up is granted slice by slice, as precisely as GrantSize allows.
+func SpanGrantFits(l RateLimit, free, want int64, replicas int) bool {
+	return want >= 1 && want <= SpanCap(l, replicas) && free-want >= l.Limit-l.Limit/2
+}
+
 // CreditSliceSize is how many credits one reservation takes from an
 // unreserved balance remaining (docs/limits.md): clamp(ceil(remaining /
 // 4R), need, sliceMax), and never more than remaining.

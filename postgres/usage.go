@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"time"
 
@@ -40,17 +41,19 @@ func (s *Store) GrantRate(ctx context.Context, g apikey.RateGrant) (res apikey.R
 func (t *tx) grantRate(ctx context.Context, g apikey.RateGrant) (apikey.RateGrantResult, error) {
 	l := g.Limit
 	first, cur := l.Window(g.At)
-	if err := t.returnGrant(ctx, g.Return); err != nil {
-		return apikey.RateGrantResult{}, err
-	}
 	var lim, dur int64
 	// The upsert locks the limit's row (creating it on first use) and
-	// returns its definition as it was.
+	// returns its definition as it was. It comes first, so that every
+	// transaction that writes a limit's grants holds its row before it
+	// touches them.
 	err := t.tx.QueryRow(ctx, `INSERT INTO usage_limits (subject, limit_name, lim, duration_ms) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (subject, limit_name) DO UPDATE SET lim = usage_limits.lim RETURNING lim, duration_ms`,
 		g.Subject, l.Name, l.Limit, l.DurationMS).Scan(&lim, &dur)
 	if err != nil {
 		return apikey.RateGrantResult{}, t.fail("lock limit", err)
+	}
+	if err := t.returnGrant(ctx, g.Return); err != nil {
+		return apikey.RateGrantResult{}, err
 	}
 	if lim != l.Limit || dur != l.DurationMS {
 		if _, err := t.tx.Exec(ctx, "UPDATE usage_limits SET lim = $1, duration_ms = $2 WHERE subject = $3 AND limit_name = $4", l.Limit, l.DurationMS, g.Subject, l.Name); err != nil {
@@ -62,53 +65,114 @@ func (t *tx) grantRate(ctx context.Context, g apikey.RateGrant) (apikey.RateGran
 			}
 		}
 	}
-	// Slices after cur count too: a replica whose clock is ahead may have
-	// been granted in them, and the window of any of its admissions
-	// includes the slice of this grant. Slices are pruned a window late
+	// Every grant that may be spent in a slice from first on counts,
+	// also those recorded after cur: a replica whose clock is ahead may
+	// have been granted in them, and the window of any of its admissions
+	// includes the slice of this grant. Grants are pruned a window late
 	// for the same reason.
 	var sum int64
 	if err := t.tx.QueryRow(ctx, `SELECT coalesce(sum(granted), 0) FROM usage_slices
-		WHERE subject = $1 AND limit_name = $2 AND slice >= $3`, g.Subject, l.Name, first).Scan(&sum); err != nil {
+		WHERE subject = $1 AND limit_name = $2 AND last_slice >= $3`, g.Subject, l.Name, first).Scan(&sum); err != nil {
 		return apikey.RateGrantResult{}, t.fail("sum grants", err)
 	}
 	free := l.Limit - sum
-	n := apikey.GrantSize(free, g.Want, g.Replicas)
+	n, last := apikey.GrantSize(free, g.Want, g.Replicas), cur
+	if g.Span > 1 && apikey.SpanGrantFits(l, free, g.SpanWant, g.Replicas) {
+		n, last = g.SpanWant, cur+g.Span-1
+	}
 	if n > 0 {
-		if _, err := t.tx.Exec(ctx, `INSERT INTO usage_slices (subject, limit_name, slice, granted) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (subject, limit_name, slice) DO UPDATE SET granted = usage_slices.granted + EXCLUDED.granted`, g.Subject, l.Name, cur, n); err != nil {
+		if _, err := t.tx.Exec(ctx, `INSERT INTO usage_slices (subject, limit_name, slice, last_slice, granted) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (subject, limit_name, slice, last_slice) DO UPDATE SET granted = usage_slices.granted + EXCLUDED.granted`, g.Subject, l.Name, cur, last, n); err != nil {
 			return apikey.RateGrantResult{}, t.fail("grant", err)
 		}
 	}
-	if _, err := t.tx.Exec(ctx, "DELETE FROM usage_slices WHERE subject = $1 AND limit_name = $2 AND slice < $3", g.Subject, l.Name, first-apikey.WindowSlices); err != nil {
+	if _, err := t.tx.Exec(ctx, "DELETE FROM usage_slices WHERE subject = $1 AND limit_name = $2 AND last_slice < $3", g.Subject, l.Name, first-apikey.WindowSlices); err != nil {
 		return apikey.RateGrantResult{}, t.fail("prune slices", err)
 	}
-	return apikey.RateGrantResult{Granted: n, Slice: cur, Free: max(0, free-n)}, nil
+	return apikey.RateGrantResult{Granted: n, Slice: cur, Last: last, Free: max(0, free-n)}, nil
 }
 
-// ReturnGrants implements apikey.UsageStore.
+// ReturnGrants implements apikey.UsageStore in three statements whatever
+// the batch's size: it locks the limits' rows in key order, as a grant
+// does (so that a batch and the grants it races cannot deadlock), lowers
+// every grant at once, and records the narrowed admissions.
 func (s *Store) ReturnGrants(ctx context.Context, returns []apikey.GrantReturn) error {
-	returns = slices.Clone(returns)
-	slices.SortFunc(returns, func(a, b apikey.GrantReturn) int {
-		return cmp.Or(cmp.Compare(a.Subject, b.Subject), cmp.Compare(a.LimitName, b.LimitName), cmp.Compare(a.Slice, b.Slice))
-	})
-	return s.inTx(ctx, func(t *tx) error {
-		for _, r := range returns {
-			if err := t.returnGrant(ctx, r); err != nil {
-				return err
+	sums, narrowed := map[grantKey]int64{}, map[grantKey]int64{}
+	for _, r := range returns {
+		if r.N > 0 {
+			sums[grantKey{r.Subject, r.LimitName, r.Slice, max(r.Last, r.Slice)}] += r.N
+			if r.Narrows() {
+				narrowed[grantKey{r.Subject, r.LimitName, r.ToSlice, r.ToLast}] += r.N
 			}
+		}
+	}
+	if len(sums) == 0 {
+		return nil
+	}
+	keys := slices.SortedFunc(maps.Keys(sums), compareGrants)
+	var subjects, limits []string
+	var first, last, n []int64
+	for _, k := range keys {
+		subjects, limits = append(subjects, k.subject), append(limits, k.limit)
+		first, last, n = append(first, k.slice), append(last, k.last), append(n, sums[k])
+	}
+	var nSubjects, nLimits []string
+	var nFirst, nLast, nN []int64
+	for _, k := range slices.SortedFunc(maps.Keys(narrowed), compareGrants) {
+		nSubjects, nLimits = append(nSubjects, k.subject), append(nLimits, k.limit)
+		nFirst, nLast, nN = append(nFirst, k.slice), append(nLast, k.last), append(nN, narrowed[k])
+	}
+	return s.inTx(ctx, func(t *tx) error {
+		if _, err := t.tx.Exec(ctx, `SELECT 1 FROM usage_limits l
+			JOIN (SELECT DISTINCT subject, limit_name FROM unnest($1::text[], $2::text[]) AS r(subject, limit_name)) r USING (subject, limit_name)
+			ORDER BY l.subject, l.limit_name FOR UPDATE OF l`, subjects, limits); err != nil {
+			return t.fail("lock limits", err)
+		}
+		if _, err := t.tx.Exec(ctx, `UPDATE usage_slices s SET granted = GREATEST(s.granted - r.n, 0)
+			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS r(subject, limit_name, slice, last_slice, n)
+			WHERE s.subject = r.subject AND s.limit_name = r.limit_name AND s.slice = r.slice AND s.last_slice = r.last_slice`,
+			subjects, limits, first, last, n); err != nil {
+			return t.fail("return grants", err)
+		}
+		if len(nN) == 0 {
+			return nil
+		}
+		if _, err := t.tx.Exec(ctx, `INSERT INTO usage_slices (subject, limit_name, slice, last_slice, granted)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])
+			ON CONFLICT (subject, limit_name, slice, last_slice) DO UPDATE SET granted = usage_slices.granted + EXCLUDED.granted`,
+			nSubjects, nLimits, nFirst, nLast, nN); err != nil {
+			return t.fail("narrow grants", err)
 		}
 		return nil
 	})
 }
 
-// returnGrant lowers the granted count of r's slice by r.N.
+// grantKey names a usage_slices row.
+type grantKey struct {
+	subject, limit string
+	slice, last    int64
+}
+
+func compareGrants(a, b grantKey) int {
+	return cmp.Or(cmp.Compare(a.subject, b.subject), cmp.Compare(a.limit, b.limit), cmp.Compare(a.slice, b.slice), cmp.Compare(a.last, b.last))
+}
+
+// returnGrant lowers the granted count of r's grant by r.N and, when r
+// narrows, records them for r's slices instead.
 func (t *tx) returnGrant(ctx context.Context, r apikey.GrantReturn) error {
 	if r.N <= 0 {
 		return nil
 	}
 	if _, err := t.tx.Exec(ctx, `UPDATE usage_slices SET granted = GREATEST(granted - $1, 0)
-		WHERE subject = $2 AND limit_name = $3 AND slice = $4`, r.N, r.Subject, r.LimitName, r.Slice); err != nil {
+		WHERE subject = $2 AND limit_name = $3 AND slice = $4 AND last_slice = $5`, r.N, r.Subject, r.LimitName, r.Slice, max(r.Last, r.Slice)); err != nil {
 		return t.fail("return grant", err)
+	}
+	if !r.Narrows() {
+		return nil
+	}
+	if _, err := t.tx.Exec(ctx, `INSERT INTO usage_slices (subject, limit_name, slice, last_slice, granted) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (subject, limit_name, slice, last_slice) DO UPDATE SET granted = usage_slices.granted + EXCLUDED.granted`, r.Subject, r.LimitName, r.ToSlice, r.ToLast, r.N); err != nil {
+		return t.fail("narrow grant", err)
 	}
 	return nil
 }
@@ -256,14 +320,28 @@ func sortAmounts(amounts []apikey.CreditAmount) []apikey.CreditAmount {
 	return amounts
 }
 
-// ReportSpends implements apikey.UsageStore.
+// ReportSpends implements apikey.UsageStore in one statement whatever the
+// batch's size.
 func (s *Store) ReportSpends(ctx context.Context, replicaID string, spends []apikey.CreditAmount) error {
-	spends = sortAmounts(spends)
+	sums := map[string]int64{}
+	for _, sp := range spends {
+		if sp.N > 0 {
+			sums[sp.Subject] += sp.N
+		}
+	}
+	if len(sums) == 0 {
+		return nil
+	}
+	subjects := slices.Sorted(maps.Keys(sums))
+	n := make([]int64, len(subjects))
+	for i, sub := range subjects {
+		n[i] = sums[sub]
+	}
 	return s.inTx(ctx, func(t *tx) error {
-		for _, sp := range spends {
-			if _, err := t.tx.Exec(ctx, "UPDATE usage_leases SET held = GREATEST(held - $1, 0) WHERE subject = $2 AND replica_id = $3", sp.N, sp.Subject, replicaID); err != nil {
-				return t.fail("report spends", err)
-			}
+		if _, err := t.tx.Exec(ctx, `UPDATE usage_leases l SET held = GREATEST(l.held - r.n, 0)
+			FROM unnest($1::text[], $2::bigint[]) AS r(subject, n)
+			WHERE l.subject = r.subject AND l.replica_id = $3`, subjects, n, replicaID); err != nil {
+			return t.fail("report spends", err)
 		}
 		return nil
 	})

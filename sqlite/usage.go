@@ -35,15 +35,19 @@ func (s *Store) GrantRate(ctx context.Context, g apikey.RateGrant) (res apikey.R
 func (t *tx) grantRate(ctx context.Context, g apikey.RateGrant) (apikey.RateGrantResult, error) {
 	l := g.Limit
 	first, cur := l.Window(g.At)
-	if err := t.returnGrant(ctx, g.Return); err != nil {
-		return apikey.RateGrantResult{}, err
-	}
 	var lim, dur int64
+	// The upsert locks the limit's row (creating it on first use) and
+	// returns its definition as it was. It comes first, so that every
+	// transaction that writes a limit's grants holds its row before it
+	// touches them.
 	err := t.tx.QueryRowContext(ctx, `INSERT INTO usage_limits (subject, limit_name, lim, duration_ms) VALUES (?, ?, ?, ?)
 		ON CONFLICT (subject, limit_name) DO UPDATE SET lim = lim RETURNING lim, duration_ms`,
 		g.Subject, l.Name, l.Limit, l.DurationMS).Scan(&lim, &dur)
 	if err != nil {
 		return apikey.RateGrantResult{}, dbErr("lock limit", err)
+	}
+	if err := t.returnGrant(ctx, g.Return); err != nil {
+		return apikey.RateGrantResult{}, err
 	}
 	if lim != l.Limit || dur != l.DurationMS {
 		if _, err := t.tx.ExecContext(ctx, "UPDATE usage_limits SET lim = ?, duration_ms = ? WHERE subject = ? AND limit_name = ?", l.Limit, l.DurationMS, g.Subject, l.Name); err != nil {
@@ -55,27 +59,31 @@ func (t *tx) grantRate(ctx context.Context, g apikey.RateGrant) (apikey.RateGran
 			}
 		}
 	}
-	// Slices after cur count too: a replica whose clock is ahead may have
-	// been granted in them, and the window of any of its admissions
-	// includes the slice of this grant. Slices are pruned a window late
+	// Every grant that may be spent in a slice from first on counts,
+	// also those recorded after cur: a replica whose clock is ahead may
+	// have been granted in them, and the window of any of its admissions
+	// includes the slice of this grant. Grants are pruned a window late
 	// for the same reason.
 	var sum int64
 	if err := t.tx.QueryRowContext(ctx, `SELECT coalesce(sum(granted), 0) FROM usage_slices
-		WHERE subject = ? AND limit_name = ? AND slice >= ?`, g.Subject, l.Name, first).Scan(&sum); err != nil {
+		WHERE subject = ? AND limit_name = ? AND last_slice >= ?`, g.Subject, l.Name, first).Scan(&sum); err != nil {
 		return apikey.RateGrantResult{}, dbErr("sum grants", err)
 	}
 	free := l.Limit - sum
-	n := apikey.GrantSize(free, g.Want, g.Replicas)
+	n, last := apikey.GrantSize(free, g.Want, g.Replicas), cur
+	if g.Span > 1 && apikey.SpanGrantFits(l, free, g.SpanWant, g.Replicas) {
+		n, last = g.SpanWant, cur+g.Span-1
+	}
 	if n > 0 {
-		if _, err := t.tx.ExecContext(ctx, `INSERT INTO usage_slices (subject, limit_name, slice, granted) VALUES (?, ?, ?, ?)
-			ON CONFLICT (subject, limit_name, slice) DO UPDATE SET granted = granted + excluded.granted`, g.Subject, l.Name, cur, n); err != nil {
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO usage_slices (subject, limit_name, slice, last_slice, granted) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (subject, limit_name, slice, last_slice) DO UPDATE SET granted = granted + excluded.granted`, g.Subject, l.Name, cur, last, n); err != nil {
 			return apikey.RateGrantResult{}, dbErr("grant", err)
 		}
 	}
-	if _, err := t.tx.ExecContext(ctx, "DELETE FROM usage_slices WHERE subject = ? AND limit_name = ? AND slice < ?", g.Subject, l.Name, first-apikey.WindowSlices); err != nil {
+	if _, err := t.tx.ExecContext(ctx, "DELETE FROM usage_slices WHERE subject = ? AND limit_name = ? AND last_slice < ?", g.Subject, l.Name, first-apikey.WindowSlices); err != nil {
 		return apikey.RateGrantResult{}, dbErr("prune slices", err)
 	}
-	return apikey.RateGrantResult{Granted: n, Slice: cur, Free: max(0, free-n)}, nil
+	return apikey.RateGrantResult{Granted: n, Slice: cur, Last: last, Free: max(0, free-n)}, nil
 }
 
 // ReturnGrants implements apikey.UsageStore.
@@ -90,14 +98,22 @@ func (s *Store) ReturnGrants(ctx context.Context, returns []apikey.GrantReturn) 
 	})
 }
 
-// returnGrant lowers the granted count of r's slice by r.N.
+// returnGrant lowers the granted count of r's grant by r.N and, when r
+// narrows, records them for r's slices instead.
 func (t *tx) returnGrant(ctx context.Context, r apikey.GrantReturn) error {
 	if r.N <= 0 {
 		return nil
 	}
-	_, err := t.tx.ExecContext(ctx, `UPDATE usage_slices SET granted = max(granted - ?, 0)
-		WHERE subject = ? AND limit_name = ? AND slice = ?`, r.N, r.Subject, r.LimitName, r.Slice)
-	return dbErr("return grant", err)
+	if _, err := t.tx.ExecContext(ctx, `UPDATE usage_slices SET granted = max(granted - ?, 0)
+		WHERE subject = ? AND limit_name = ? AND slice = ? AND last_slice = ?`, r.N, r.Subject, r.LimitName, r.Slice, max(r.Last, r.Slice)); err != nil {
+		return dbErr("return grant", err)
+	}
+	if !r.Narrows() {
+		return nil
+	}
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO usage_slices (subject, limit_name, slice, last_slice, granted) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (subject, limit_name, slice, last_slice) DO UPDATE SET granted = granted + excluded.granted`, r.Subject, r.LimitName, r.ToSlice, r.ToLast, r.N)
+	return dbErr("narrow grant", err)
 }
 
 // balance is a usage_balances row.

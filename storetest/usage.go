@@ -19,6 +19,8 @@ var usageTests = []struct {
 }{
 	{"UsageGrantRate", testGrantRate},
 	{"UsageGrantRateConcurrent", testGrantRateConcurrent},
+	{"UsageSpanGrants", testSpanGrants},
+	{"UsageSpanGrantsConcurrent", testSpanGrantsConcurrent},
 	{"UsageCredits", testCredits},
 	{"UsageAdjustCredits", testAdjustCredits},
 	{"UsageAdjustCreditsConcurrent", testAdjustCreditsConcurrent},
@@ -194,6 +196,140 @@ func testGrantRateConcurrent(t *testing.T, s apikey.Store) {
 	}
 	wg.Wait()
 	checkWindows(t, granted, l)
+}
+
+// testSpanGrants: a span grant is granted only while the window stays
+// half free, counts in every window it may be spent in, and its spends
+// count only where they are narrowed to once narrowed.
+func testSpanGrants(t *testing.T, s apikey.Store) {
+	us := usageStore(t, s)
+	l := apikey.RateLimit{Name: "per-second", Limit: 1000, DurationMS: 1000} // slices of 100 ms; SpanCap 100 alone
+	at := time.UnixMilli(t0.UnixMilli() / 1000 * 1000).UTC()
+	span := l.SpanSlices()
+	spanAt := func(subject string, at time.Time, want int64) apikey.RateGrantResult {
+		return grant(t, us, apikey.RateGrant{Subject: subject, Limit: l, At: at, Want: 1, Replicas: 1, Span: span, SpanWant: want})
+	}
+	first := spanAt("key:s", at, 100)
+	if first.Granted != 100 || first.Last != first.Slice+span-1 || first.Free != 900 {
+		t.Fatalf("span grant %+v, want 100 for %d slices, 900 free", first, span)
+	}
+	// Five seconds later, within its span, it still counts.
+	at5 := at.Add(5 * time.Second)
+	if res := spanAt("key:s", at5, 100); res.Granted != 100 || res.Free != 800 {
+		t.Fatalf("second span grant %+v, want 100 with 800 free (the first one counts)", res)
+	}
+	if res := grant(t, us, apikey.RateGrant{Subject: "key:s", Limit: l, At: at5, Want: 1, Replicas: 2}); res.Granted != 200 || res.Last != res.Slice {
+		t.Fatalf("grant of one slice %+v, want 200 (800 / 4)", res)
+	}
+	// A span grant that leaves half the limit free fits; the next would
+	// not, and is answered with a grant of one slice of all that is free.
+	if res := spanAt("key:s", at5, 100); res.Granted != 100 || res.Free != 500 {
+		t.Fatalf("fourth grant %+v, want a span of 100 with 500 free", res)
+	}
+	if res := spanAt("key:s", at5, 100); res.Granted != 500 || res.Last != res.Slice || res.Free != 0 {
+		t.Fatalf("fifth grant %+v, want 500 for its slice alone", res)
+	}
+	// Beyond SpanCap (a tenth of the limit), no span either.
+	if res := spanAt("key:t", at, 101); res.Last != res.Slice {
+		t.Errorf("span grant of 101 on a limit of 1000: %+v, want one slice", res)
+	}
+
+	// Narrowing: of a span grant of 100, 60 were spent in its first two
+	// slices and 40 are handed back. In a window that holds those slices
+	// the 60 count; in the next one, nothing does.
+	for _, c := range []struct {
+		subject string
+		after   time.Duration
+		want    int64
+	}{{"key:n1", 1050 * time.Millisecond, 940}, {"key:n2", 1250 * time.Millisecond, 1000}} {
+		g := spanAt(c.subject, at, 100)
+		err := us.ReturnGrants(t.Context(), []apikey.GrantReturn{
+			{Subject: c.subject, LimitName: l.Name, Slice: g.Slice, Last: g.Last, N: 60, ToSlice: g.Slice, ToLast: g.Slice + 1},
+			{Subject: c.subject, LimitName: l.Name, Slice: g.Slice, Last: g.Last, N: 40},
+		})
+		if err != nil {
+			t.Fatalf("ReturnGrants: %v", err)
+		}
+		if res := grant(t, us, apikey.RateGrant{Subject: c.subject, Limit: l, At: at.Add(c.after), Want: 1, Replicas: 1}); res.Granted != c.want {
+			t.Errorf("%v after a span grant narrowed to its first two slices: granted %d, want %d", c.after, res.Granted, c.want)
+		}
+	}
+}
+
+// testSpanGrantsConcurrent asks for span grants and grants of one slice
+// from many goroutines at instants spread over several windows, narrowing
+// some, and checks that no window overlaps more grants than the limit.
+func testSpanGrantsConcurrent(t *testing.T, s apikey.Store) {
+	us := usageStore(t, s)
+	l := apikey.RateLimit{Name: "x", Limit: 4000, DurationMS: 1000}
+	const workers, asks = 6, 30
+	type held struct{ slice, last, n int64 }
+	var grants []held
+	var mu sync.Mutex
+	// The workers ask round by round, all of a round at once, so that
+	// none runs more than a round (under a window) behind another: the
+	// store tolerates replicas whose clocks differ by less than a window.
+	for i := range asks {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				at := t0.Add(time.Duration(i*97+w*13) * time.Millisecond)
+				// Grants of one slice take 1/40 of what is free, so that
+				// windows fill slowly and span grants keep fitting for a
+				// while, then stop.
+				g := apikey.RateGrant{Subject: "key:c", Limit: l, At: at, Want: 1, Replicas: 20}
+				if w%2 == 0 {
+					g.Replicas, g.Span, g.SpanWant = 2, 30, int64(100+i*10)
+				}
+				res, err := us.GrantRate(t.Context(), g)
+				if err != nil {
+					t.Errorf("GrantRate: %v", err)
+					return
+				}
+				if res.Granted == 0 {
+					return
+				}
+				h := held{res.Slice, res.Last, res.Granted}
+				if res.Last > res.Slice && i%3 == 0 {
+					// Spent in its first two slices: narrowed there.
+					r := apikey.GrantReturn{Subject: "key:c", LimitName: l.Name, Slice: res.Slice, Last: res.Last, N: res.Granted, ToSlice: res.Slice, ToLast: res.Slice + 1}
+					if err := us.ReturnGrants(t.Context(), []apikey.GrantReturn{r}); err != nil {
+						t.Errorf("ReturnGrants: %v", err)
+						return
+					}
+					h.last = res.Slice + 1
+				}
+				mu.Lock()
+				grants = append(grants, h)
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+	}
+	lo, hi := grants[0].slice, grants[0].last
+	for _, g := range grants {
+		lo, hi = min(lo, g.slice), max(hi, g.last)
+	}
+	spans := 0
+	for a := lo - apikey.WindowSlices; a <= hi; a++ { // the window of slices a..a+10
+		var sum int64
+		for _, g := range grants {
+			if g.slice <= a+apikey.WindowSlices && g.last >= a {
+				sum += g.n
+			}
+		}
+		if sum > l.Limit {
+			t.Errorf("slices %d..%d overlap grants of %d, more than the limit %d", a, a+apikey.WindowSlices, sum, l.Limit)
+		}
+	}
+	for _, g := range grants {
+		if g.last > g.slice+1 {
+			spans++
+		}
+	}
+	if spans == 0 {
+		t.Errorf("no span grant among %d grants", len(grants))
+	}
 }
 
 // checkWindows fails if the counts per slice exceed the limit in some
