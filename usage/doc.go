@@ -16,11 +16,16 @@
 // Alone (Config.Shared unset: SQLite, or one process on PostgreSQL that is
 // certain to be alone), the counters are the truth and counting is exact.
 // Shared, every admission must also be covered by a grant that the
-// Reserver (the store) recorded in the same slice; a grant runs out, the
-// engine asks for more, and what is unspent when the slice ends is handed
+// Reserver (the store) recorded for its slice; a grant runs out, the
+// engine asks for more, and what is unspent when the grant ends is handed
 // back at the next Flush. Grants shrink as the window fills (GrantSize), so
 // the replicas together never admit more than L per window and lose at
-// most a few grants' worth to replicas without demand.
+// most a few grants' worth to replicas without demand. A limit far from
+// full is granted in spans (apikey.SpanTime, 10 s of slices) sized from
+// the demand seen, so that a subject costs about one grant per span, not
+// one per slice; each Flush narrows what was spent from a span grant to
+// the slices it was spent in, and hands back a span grant nobody spent
+// from since the last Flush.
 //
 // Credits are always reserved from the Reserver in slices
 // (CreditSliceSize) and spent from memory; spends are reported at every

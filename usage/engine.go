@@ -181,10 +181,18 @@ type window struct {
 	slices [apikey.WindowSlices + 1]int64 // slice number held at each position
 	counts [apikey.WindowSlices + 1]int64
 
-	// Shared mode: the unspent grant of slice grantSlice, the store's
-	// free count after it, and the slice in which the store had none.
-	grantSlice, grant, free int64
-	emptySlice              int64
+	// Shared mode: the unspent grant, which may be spent in the slices
+	// grantSlice to grantLast (more than one for a span grant), the
+	// store's free count after it, and the slice in which the store had
+	// none. spanWant is the size of the last span grant asked for, and
+	// used says the grant was spent from since the last Flush.
+	grantSlice, grantLast, grant int64
+	free, emptySlice             int64
+	spanWant                     int64
+	used                         bool
+	// spanSpent admissions were spent from the span grant in the slices
+	// spanFrom to spanTo since it was last narrowed.
+	spanSpent, spanFrom, spanTo int64
 }
 
 func (e *Engine) subject(id string) *subjectState {
@@ -349,21 +357,23 @@ func (s *subjectState) define(limits []apikey.RateLimit) {
 }
 
 // admitsOne reports whether w admits one more verify at now. Alone, the
-// counts decide; shared, the grant of the current slice must cover it,
-// asked of the Reserver when it is spent.
+// counts decide; shared, the grant held must cover it, asked of the
+// Reserver when it is spent.
 func (e *Engine) admitsOne(ctx context.Context, subject string, w *window, now time.Time) (bool, error) {
 	first, cur := w.def.Window(now)
 	if !e.shared {
 		return w.sum(first, cur) < w.def.Limit, nil
 	}
 	var ret apikey.GrantReturn
-	if w.grantSlice != cur {
-		// The last slice's grant may not be spent any more: it goes back
-		// with the next grant asked for, or at the next Flush.
-		ret = apikey.GrantReturn{Subject: subject, LimitName: w.def.Name, Slice: w.grantSlice, N: w.grant}
-		w.grantSlice, w.grant = cur, 0
+	if !w.holds(cur) {
+		// The grant held may not be spent any more: it goes back with
+		// the next grant asked for, or at the next Flush.
+		e.queue(w.narrow(subject))
+		ret = w.release(subject)
+		w.grantSlice, w.grantLast = cur, cur
 	}
 	if w.grant > 0 {
+		w.used = true
 		return true, nil
 	}
 	if w.emptySlice == cur {
@@ -374,26 +384,82 @@ func (e *Engine) admitsOne(ctx context.Context, subject string, w *window, now t
 		e.queue(ret)
 		return false, err
 	}
-	res, err := e.r.GrantRate(ctx, apikey.RateGrant{Subject: subject, Limit: w.def, At: now, Want: 1, Replicas: int(e.replicas.Load()), Return: ret})
+	span, spanWant := e.span(w, first, cur)
+	res, err := e.r.GrantRate(ctx, apikey.RateGrant{Subject: subject, Limit: w.def, At: now, Want: 1,
+		Replicas: int(e.replicas.Load()), Span: span, SpanWant: spanWant, Return: ret})
 	if err != nil {
 		e.queue(ret)
 		return false, err
 	}
-	if res.Slice == cur {
-		w.grant += res.Granted
+	if res.Granted > 0 && res.Slice <= cur && cur <= res.Last {
+		w.grantSlice, w.grantLast, w.grant = res.Slice, res.Last, res.Granted
+		if res.Last > res.Slice {
+			w.spanWant = res.Granted
+		}
 	}
 	w.free = res.Free
 	if w.grant == 0 {
 		w.emptySlice = cur
+		return false, nil
 	}
-	return w.grant > 0, nil
+	w.used = true
+	return true, nil
 }
 
-// handBack queues w's unspent grant for the next Flush: it may only be
-// spent in its own slice.
+// holds reports whether w's grant may be spent in slice cur.
+func (w *window) holds(cur int64) bool {
+	return w.grantSlice <= cur && cur <= w.grantLast
+}
+
+// narrow is the narrowing of w's span grant to the slices its spends
+// since the last narrowing fell in (docs/limits.md), or nothing.
+func (w *window) narrow(subject string) apikey.GrantReturn {
+	if w.spanSpent == 0 {
+		return apikey.GrantReturn{}
+	}
+	r := apikey.GrantReturn{Subject: subject, LimitName: w.def.Name, Slice: w.grantSlice, Last: w.grantLast,
+		N: w.spanSpent, ToSlice: w.spanFrom, ToLast: w.spanTo}
+	w.spanSpent = 0
+	return r
+}
+
+// release gives up w's grant: what is unspent of it, to be handed back.
+// The narrowing of its spends must have been taken first.
+func (w *window) release(subject string) apikey.GrantReturn {
+	r := apikey.GrantReturn{Subject: subject, LimitName: w.def.Name, Slice: w.grantSlice, Last: w.grantLast, N: w.grant}
+	w.grantSlice, w.grantLast, w.grant = 1, 0, 0 // holds no slice
+	return r
+}
+
+// span is the span grant to ask for at slice cur (docs/limits.md): a
+// limit counted in slices shorter than apikey.SpanTime asks for enough
+// for twice what this process admitted in the last window, scaled to the
+// span, and at least twice the last span grant when that ran out before
+// its end; never more than apikey.SpanCap, and no span grant at all for a
+// limit whose SpanCap is below minSpanWant (under 80 per replica), which
+// is better served slice by slice. 1, 0: ask for this slice alone.
+func (e *Engine) span(w *window, first, cur int64) (span, want int64) {
+	span = w.def.SpanSlices()
+	limitCap := apikey.SpanCap(w.def, int(e.replicas.Load()))
+	if span <= 1 || limitCap < minSpanWant {
+		return 1, 0
+	}
+	want = max(minSpanWant, (2*w.sum(first, cur)*span+apikey.WindowSlices-1)/apikey.WindowSlices)
+	if w.spanWant > 0 && w.grantLast > w.grantSlice && cur <= w.grantLast {
+		want = max(want, 2*w.spanWant) // the last span grant ran out early
+	}
+	return span, min(want, limitCap)
+}
+
+// minSpanWant is the smallest span grant asked for: a subject seen for
+// the first time is granted this much for the span, and more as soon as
+// it is seen to need it.
+const minSpanWant = 8
+
+// handBack queues w's unspent grant for the next Flush.
 func (e *Engine) handBack(subject string, w *window) {
-	e.queue(apikey.GrantReturn{Subject: subject, LimitName: w.def.Name, Slice: w.grantSlice, N: w.grant})
-	w.grant = 0
+	e.queue(w.narrow(subject))
+	e.queue(w.release(subject))
 }
 
 // returnKey names the limit a queued hand-back belongs to.
@@ -456,6 +522,12 @@ func (w *window) count(now time.Time, shared bool) {
 	w.counts[p]++
 	if shared {
 		w.grant--
+		if w.grantLast > w.grantSlice { // a span grant
+			if w.spanSpent == 0 {
+				w.spanFrom = cur
+			}
+			w.spanSpent, w.spanTo = w.spanSpent+1, cur
+		}
 	}
 }
 
@@ -463,7 +535,7 @@ func (w *window) count(now time.Time, shared bool) {
 func (w *window) state(now time.Time, shared bool) LimitState {
 	first, cur := w.def.Window(now)
 	remaining := w.def.Limit - w.sum(first, cur)
-	if shared && w.grantSlice == cur {
+	if shared && w.holds(cur) {
 		// What this replica holds plus what the window had left at its
 		// last grant: the others' unspent grants are not known here.
 		remaining = min(remaining, w.grant+w.free)
@@ -664,9 +736,17 @@ func (e *Engine) sweep(now time.Time, all bool) []apikey.CreditAmount {
 			}
 			for j := range s.windows {
 				w := &s.windows[j]
-				if _, cur := w.def.Window(now); all || w.grantSlice != cur {
+				// A grant goes back when it may no longer be spent, and a
+				// span grant also when nothing was spent from it since
+				// the last Flush, so that it does not keep what it holds
+				// from the other replicas for the rest of its span.
+				_, cur := w.def.Window(now)
+				if all || !w.holds(cur) || w.grantLast > w.grantSlice && !w.used {
 					e.handBack(id, w)
+				} else {
+					e.queue(w.narrow(id))
 				}
+				w.used = false
 				idle = idle && w.empty(now)
 			}
 			if idle {
@@ -730,7 +810,9 @@ func (e *Engine) sendReturns(ctx context.Context, st *FlushStats) error {
 		return err
 	}
 	for _, r := range returns {
-		st.Returned += r.N
+		if !r.Narrows() {
+			st.Returned += r.N
+		}
 	}
 	return nil
 }

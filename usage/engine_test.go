@@ -445,11 +445,13 @@ func TestAdmitDuringFlush(t *testing.T) {
 	st := &slowReturns{Store: openStore(t), entered: make(chan struct{}), release: make(chan struct{})}
 	c := newClock()
 	e := usage.New(usage.Config{Reserver: st, ReplicaID: "test", Shared: true, Now: c.now})
-	key := usage.Subject{ID: "key:a", Limits: []apikey.RateLimit{{Name: "per_second", Limit: 1_000_000_000, DurationMS: 1000}}}
+	// Slices of 10 s: a limit with no span grants, whose grant is handed
+	// back when its slice ends.
+	key := usage.Subject{ID: "key:a", Limits: []apikey.RateLimit{{Name: "per_100s", Limit: 1_000_000_000, DurationMS: 100_000}}}
 	if d := admit(t, e, 1, key); d.Outcome != usage.Admitted {
 		t.Fatalf("first admission: %v", d.Outcome)
 	}
-	c.add(150 * time.Millisecond) // the next slice: the first grant is handed back
+	c.add(15 * time.Second) // the next slice: the first grant is handed back
 	flushed := make(chan error, 1)
 	go func() { _, err := e.Flush(context.Background()); flushed <- err }()
 	<-st.entered
@@ -477,5 +479,103 @@ func TestAdmitDuringFlush(t *testing.T) {
 	}
 	if d.Outcome != usage.Admitted {
 		t.Fatalf("admission during a flush: %v, want admitted (limit 10^9, 1 used)", d.Outcome)
+	}
+}
+
+// countingGrants counts the grants asked of a store and what they granted.
+type countingGrants struct {
+	*sqlite.Store
+	mu     sync.Mutex
+	asked  int
+	grants []apikey.RateGrantResult
+}
+
+func (s *countingGrants) GrantRate(ctx context.Context, g apikey.RateGrant) (apikey.RateGrantResult, error) {
+	res, err := s.Store.GrantRate(ctx, g)
+	s.mu.Lock()
+	s.asked++
+	s.grants = append(s.grants, res)
+	s.mu.Unlock()
+	return res, err
+}
+
+// TestAdmitSpanGrant: a replica spending a limit far from full asks the
+// store about once per span (apikey.SpanTime), not once per slice, and a
+// span grant it stops spending goes back at the second Flush.
+func TestAdmitSpanGrant(t *testing.T) {
+	st := &countingGrants{Store: openStore(t)}
+	c := newClock()
+	e := usage.New(usage.Config{Reserver: st, ReplicaID: "test", Shared: true, Now: c.now})
+	l := apikey.RateLimit{Name: "per_second", Limit: 1000, DurationMS: 1000} // slices of 100 ms
+	key := usage.Subject{ID: "key:a", Limits: []apikey.RateLimit{l}}
+
+	// 3 admissions per slice for 20 s: 600 admissions in 200 slices,
+	// with a Flush every second as the engine's loop runs it.
+	admitted := 0
+	for i := range 200 {
+		for range 3 {
+			if admit(t, e, 1, key).Outcome == usage.Admitted {
+				admitted++
+			}
+		}
+		c.add(100 * time.Millisecond)
+		if i%10 == 9 {
+			if _, err := e.Flush(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if admitted != 600 {
+		t.Errorf("admitted %d of 600 (30 per second on a limit of 1000)", admitted)
+	}
+	// The first span grant (8) runs out at once and is doubled; then each
+	// span (100 slices) is sized from the demand seen: 2 × 30 × 10 = 600,
+	// capped at SpanCap, 1000/10 = 100.
+	t.Logf("%d grants for 200 slices: %+v", st.asked, st.grants)
+	if st.asked > 10 {
+		t.Errorf("%d grants asked for 200 slices of demand, want at most 10: %+v", st.asked, st.grants)
+	}
+	for _, g := range st.grants {
+		if g.Last-g.Slice+1 != l.SpanSlices() || g.Granted > apikey.SpanCap(l, 1) {
+			t.Errorf("grant %+v: want a span of %d slices of at most %d", g, l.SpanSlices(), apikey.SpanCap(l, 1))
+		}
+	}
+
+	// Each Flush narrowed the admissions spent to the slices they were
+	// spent in, so the store counts about this window's demand (30, and
+	// the second before it) against the window, not the 250s granted.
+	other, err := st.Store.GrantRate(t.Context(), apikey.RateGrant{Subject: "key:a", Limit: l, At: c.now(), Want: 1, Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := l.Limit - other.Free - other.Granted
+	t.Logf("the store counts %d against the window", used)
+	if used > 100 {
+		t.Errorf("the store counts %d against the window (a grant of %d, %d free after it); the demand was 30 per second", used, other.Granted, other.Free)
+	}
+	if err := st.Store.ReturnGrants(t.Context(), []apikey.GrantReturn{{Subject: "key:a", LimitName: l.Name, Slice: other.Slice, Last: other.Last, N: other.Granted}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Unused for a whole Flush interval, the span grant goes back whole.
+	var held int64
+	if d := admit(t, e, 1, key); d.Outcome == usage.Admitted {
+		held = d.Subjects[0].Limits[0].Remaining
+	}
+	if _, err := e.Flush(t.Context()); err != nil { // marks it unused
+		t.Fatal(err)
+	}
+	c.add(time.Second)
+	fs, err := e.Flush(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fs.Returned == 0 {
+		t.Errorf("an idle span grant was not handed back (remaining %d)", held)
+	}
+	// The next admission asks the store again.
+	asked := st.asked
+	if d := admit(t, e, 1, key); d.Outcome != usage.Admitted || st.asked != asked+1 {
+		t.Errorf("after the hand-back: %v, %d grants asked (was %d)", d.Outcome, st.asked, asked)
 	}
 }
