@@ -153,6 +153,9 @@ func TestUsageCredits(t *testing.T) {
 	if taken-returned != 10 {
 		t.Errorf("credits taken %v − returned %v, want the 10 spent", taken, returned)
 	}
+	if n := series(`apikeyd_usage_reservation_seconds_count{kind="credits"}`); n < 1 {
+		t.Errorf("%v credit reservation transactions timed, want at least the first", n)
+	}
 }
 
 // TestUsageDeniedSpendsNothing: a verify refused by a rate limit spends no

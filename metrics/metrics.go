@@ -47,6 +47,7 @@ type Metrics struct {
 	rotations         *prometheus.CounterVec
 	storeErrors       *prometheus.CounterVec
 	reservations      *prometheus.CounterVec
+	reservationTime   *prometheus.HistogramVec
 }
 
 // New returns a fresh set of metrics, with the Go runtime and process
@@ -89,7 +90,13 @@ func New() *Metrics {
 		Name: "apikeyd_usage_reservations_total",
 		Help: "Usage reserved from the store by this replica (docs/limits.md), in admissions (kind ratelimit) or credits (kind credits), by outcome: taken, returned (handed back unspent), lost (held by a dead replica's lease, reaped).",
 	}, []string{"kind", "outcome"})
+	m.reservationTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "apikeyd_usage_reservation_seconds",
+		Help: "Store transactions that reserve usage (docs/limits.md): rate-limit grants (kind ratelimit) and credit reservations (kind credits). The count is the number of transactions.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+	}, []string{"kind"})
 	for _, kind := range []string{"ratelimit", "credits"} {
+		m.reservationTime.WithLabelValues(kind)
 		for _, outcome := range []string{"taken", "returned", "lost"} {
 			if kind == "ratelimit" && outcome == "lost" {
 				continue // a dead replica's grants expire with their window
@@ -102,6 +109,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpRequests, m.httpDuration, m.hot, cacheMisses,
 		m.lastUsedFlushes, m.lastUsedKeys, m.webhookDeliveries, m.rotations, m.storeErrors, m.reservations,
+		m.reservationTime,
 	)
 	return m
 }
@@ -247,6 +255,14 @@ func (m *Metrics) Rotation(kind, outcome string) {
 func (m *Metrics) Reservation(kind, outcome string, n int64) {
 	if m != nil && n > 0 {
 		m.reservations.WithLabelValues(kind, outcome).Add(float64(n))
+	}
+}
+
+// ReservationTime records a reservation transaction of kind (ratelimit,
+// credits) that took d.
+func (m *Metrics) ReservationTime(kind string, d time.Duration) {
+	if m != nil {
+		m.reservationTime.WithLabelValues(kind).Observe(d.Seconds())
 	}
 }
 

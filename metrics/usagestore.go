@@ -11,7 +11,9 @@ import (
 // counts), counted like the keys'.
 
 func (s *countingStore) GrantRate(ctx context.Context, g apikey.RateGrant) (apikey.RateGrantResult, error) {
+	start := time.Now()
 	r, err := s.Store.GrantRate(ctx, g)
+	s.m.ReservationTime("ratelimit", time.Since(start))
 	if err == nil {
 		s.m.Reservation("ratelimit", "taken", r.Granted)
 	}
@@ -22,14 +24,18 @@ func (s *countingStore) ReturnGrants(ctx context.Context, returns []apikey.Grant
 	err := s.Store.ReturnGrants(ctx, returns)
 	if err == nil {
 		for _, r := range returns {
-			s.m.Reservation("ratelimit", "returned", r.N)
+			if !r.Narrows() { // a narrowing moves spent admissions
+				s.m.Reservation("ratelimit", "returned", r.N)
+			}
 		}
 	}
 	return s.count("return_grants", err)
 }
 
 func (s *countingStore) ReserveCredits(ctx context.Context, r apikey.CreditReservation) (apikey.CreditLease, error) {
+	start := time.Now()
 	l, err := s.Store.ReserveCredits(ctx, r)
+	s.m.ReservationTime("credits", time.Since(start))
 	if err == nil {
 		s.m.Reservation("credits", "taken", l.Got)
 	}
