@@ -249,7 +249,7 @@ func (e *Engine) Admit(ctx context.Context, cost int64, subjects []Subject, d *D
 	now := e.now()
 	for i := range n {
 		s, sub := states[i], &subjects[i]
-		s.define(sub.Limits)
+		e.define(sub.ID, s, sub.Limits)
 		for j := range s.windows {
 			w := &s.windows[j]
 			if d.Outcome != Admitted {
@@ -330,10 +330,13 @@ func unlock(states []*subjectState) {
 	}
 }
 
-// define makes the windows those of limits, in their order. A window keeps
-// its counts when only its limit changed, and starts empty when its
-// duration changed (its slices no longer mean the same).
-func (s *subjectState) define(limits []apikey.RateLimit) {
+// define makes the windows of subject's state s those of limits, in their
+// order. A window keeps its counts when only its limit changed, and starts
+// empty when its duration changed (its slices no longer mean the same).
+// The grant a window holds goes back when its limit changed (it was sized
+// for the old one: a span grant could otherwise go on being spent for up
+// to apikey.SpanTime after the limit was lowered) or the window is gone.
+func (e *Engine) define(subject string, s *subjectState, limits []apikey.RateLimit) {
 	if len(limits) == len(s.windows) {
 		same := true
 		for i := range limits {
@@ -347,12 +350,20 @@ func (s *subjectState) define(limits []apikey.RateLimit) {
 	s.windows = make([]window, len(limits))
 	for i, l := range limits {
 		s.windows[i].def = l
-		for _, o := range old {
+		for j := range old {
+			o := &old[j]
 			if o.def.Name == l.Name && o.def.DurationMS == l.DurationMS {
-				s.windows[i] = o
+				s.windows[i] = *o
+				o.grant, o.spanSpent = 0, 0 // carried over
+				if o.def.Limit != l.Limit {
+					e.handBack(subject, &s.windows[i])
+				}
 				s.windows[i].def = l
 			}
 		}
+	}
+	for j := range old {
+		e.handBack(subject, &old[j])
 	}
 }
 

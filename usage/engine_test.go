@@ -579,3 +579,38 @@ func TestAdmitSpanGrant(t *testing.T) {
 		t.Errorf("after the hand-back: %v, %d grants asked (was %d)", d.Outcome, st.asked, asked)
 	}
 }
+
+// TestAdmitLimitChangeHandsBack: a grant sized for a limit goes back when
+// the limit changes, and the next admission is granted under the new one.
+func TestAdmitLimitChangeHandsBack(t *testing.T) {
+	st := &countingGrants{Store: openStore(t)}
+	c := newClock()
+	e := usage.New(usage.Config{Reserver: st, ReplicaID: "test", Shared: true, Now: c.now})
+	l := apikey.RateLimit{Name: "per_second", Limit: 1000, DurationMS: 1000}
+	key := usage.Subject{ID: "key:a", Limits: []apikey.RateLimit{l}}
+	admit(t, e, 1, key)
+	admit(t, e, 1, key)
+	if st.asked != 1 || st.grants[0].Last == st.grants[0].Slice {
+		t.Fatalf("%d grants %+v, want one span grant", st.asked, st.grants)
+	}
+	// The limit is lowered: the span grant (8, 2 spent) goes back with
+	// the next grant, asked under the new limit.
+	key.Limits = []apikey.RateLimit{{Name: "per_second", Limit: 100, DurationMS: 1000}}
+	d := admit(t, e, 1, key)
+	if d.Outcome != usage.Admitted || st.asked != 2 {
+		t.Fatalf("after lowering the limit: %v, %d grants asked, want a new one", d.Outcome, st.asked)
+	}
+	if g := st.grants[1]; g.Free != 100-2-g.Granted {
+		t.Errorf("grant under the new limit %+v: want the 2 spent counted, the 6 unspent handed back", g)
+	}
+	// A limit removed hands back what its window held.
+	key.Limits = nil
+	admit(t, e, 1, key)
+	fs, err := e.Flush(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fs.Returned == 0 {
+		t.Errorf("the grant of a removed limit was not handed back: %+v", fs)
+	}
+}
