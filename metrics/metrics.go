@@ -91,8 +91,8 @@ func New() *Metrics {
 		Help: "Usage reserved from the store by this replica (docs/limits.md), in admissions (kind ratelimit) or credits (kind credits), by outcome: taken, returned (handed back unspent), lost (held by a dead replica's lease, reaped).",
 	}, []string{"kind", "outcome"})
 	m.reservationTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "apikeyd_usage_reservation_seconds",
-		Help: "Store transactions that reserve usage (docs/limits.md): rate-limit grants (kind ratelimit) and credit reservations (kind credits). The count is the number of transactions.",
+		Name:    "apikeyd_usage_reservation_seconds",
+		Help:    "Store transactions that reserve usage (docs/limits.md): rate-limit grants (kind ratelimit) and credit reservations (kind credits). The count is the number of transactions.",
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 	}, []string{"kind"})
 	for _, kind := range []string{"ratelimit", "credits"} {
