@@ -278,6 +278,17 @@ func SpanCap(l RateLimit, replicas int) int64 {
 	return l.Limit / (10 * int64(max(replicas, 1)))
 }
 
+// NarrowMin is the fewest admissions spent from a span grant that the
+// engine narrows at a flush (docs/limits.md). Fewer stay counted across
+// the grant's span, for at most SpanTime + D after they were spent; with
+// a flush a second, what a replica leaves un-narrowed of one subject is
+// then within 1% of the limit in any window, and a limit far above its
+// use (10⁹ a second used a few times a second) costs no narrowing at all.
+func (l RateLimit) NarrowMin() int64 {
+	flushes := (SpanTime.Milliseconds() + l.DurationMS + 999) / 1000
+	return max(1, l.Limit/(100*flushes))
+}
+
 // SpanGrantFits reports whether a span grant of want admissions may be
 // granted from a window of l with free left: want is within SpanCap and
 // at least half the limit stays free after it. A window that is filling

@@ -423,9 +423,10 @@ func (w *window) holds(cur int64) bool {
 }
 
 // narrow is the narrowing of w's span grant to the slices its spends
-// since the last narrowing fell in (docs/limits.md), or nothing.
+// since the last narrowing fell in (docs/limits.md), or nothing when they
+// are fewer than the limit's NarrowMin: those stay counted in the span.
 func (w *window) narrow(subject string) apikey.GrantReturn {
-	if w.spanSpent == 0 {
+	if w.spanSpent == 0 || w.spanSpent < w.def.NarrowMin() {
 		return apikey.GrantReturn{}
 	}
 	r := apikey.GrantReturn{Subject: subject, LimitName: w.def.Name, Slice: w.grantSlice, Last: w.grantLast,
@@ -439,14 +440,15 @@ func (w *window) narrow(subject string) apikey.GrantReturn {
 func (w *window) release(subject string) apikey.GrantReturn {
 	r := apikey.GrantReturn{Subject: subject, LimitName: w.def.Name, Slice: w.grantSlice, Last: w.grantLast, N: w.grant}
 	w.grantSlice, w.grantLast, w.grant = 1, 0, 0 // holds no slice
+	w.spanSpent = 0                              // what was not narrowed stays in the grant's row
 	return r
 }
 
 // span is the span grant to ask for at slice cur (docs/limits.md): a
 // limit counted in slices shorter than apikey.SpanTime asks for enough
 // for twice what this process admitted in the last window, scaled to the
-// span, and at least twice the last span grant when that ran out before
-// its end; never more than apikey.SpanCap, and no span grant at all for a
+// span, at least half the last span grant, and at least twice it when
+// that ran out before its end; never more than apikey.SpanCap, and no span grant at all for a
 // limit whose SpanCap is below minSpanWant (under 80 per replica), which
 // is better served slice by slice. 1, 0: ask for this slice alone.
 func (e *Engine) span(w *window, first, cur int64) (span, want int64) {
@@ -455,7 +457,10 @@ func (e *Engine) span(w *window, first, cur int64) (span, want int64) {
 	if span <= 1 || limitCap < minSpanWant {
 		return 1, 0
 	}
-	want = max(minSpanWant, (2*w.sum(first, cur)*span+apikey.WindowSlices-1)/apikey.WindowSlices)
+	// Half the last span grant, too: a subject whose demand paused (its
+	// last span grant went back unused, and the window forgot it) is
+	// likely to resume at about its old rate.
+	want = max(minSpanWant, (2*w.sum(first, cur)*span+apikey.WindowSlices-1)/apikey.WindowSlices, w.spanWant/2)
 	if w.spanWant > 0 && w.grantLast > w.grantSlice && cur <= w.grantLast {
 		want = max(want, 2*w.spanWant) // the last span grant ran out early
 	}

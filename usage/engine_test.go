@@ -485,9 +485,21 @@ func TestAdmitDuringFlush(t *testing.T) {
 // countingGrants counts the grants asked of a store and what they granted.
 type countingGrants struct {
 	*sqlite.Store
-	mu     sync.Mutex
-	asked  int
-	grants []apikey.RateGrantResult
+	mu       sync.Mutex
+	asked    int
+	grants   []apikey.RateGrantResult
+	narrowed int64
+}
+
+func (s *countingGrants) ReturnGrants(ctx context.Context, returns []apikey.GrantReturn) error {
+	s.mu.Lock()
+	for _, r := range returns {
+		if r.Narrows() {
+			s.narrowed += r.N
+		}
+	}
+	s.mu.Unlock()
+	return s.Store.ReturnGrants(ctx, returns)
 }
 
 func (s *countingGrants) GrantRate(ctx context.Context, g apikey.RateGrant) (apikey.RateGrantResult, error) {
@@ -612,5 +624,36 @@ func TestAdmitLimitChangeHandsBack(t *testing.T) {
 	}
 	if fs.Returned == 0 {
 		t.Errorf("the grant of a removed limit was not handed back: %+v", fs)
+	}
+}
+
+// TestAdmitNarrowMin: spends from a span grant are narrowed at a flush
+// once they reach the limit's NarrowMin; on a limit far above its use
+// they never do, and cost no store write.
+func TestAdmitNarrowMin(t *testing.T) {
+	for _, c := range []struct {
+		limit      int64
+		wantNarrow bool
+	}{{1000, true}, {1_000_000_000, false}} {
+		st := &countingGrants{Store: openStore(t)}
+		clk := newClock()
+		e := usage.New(usage.Config{Reserver: st, ReplicaID: "test", Shared: true, Now: clk.now})
+		key := usage.Subject{ID: "key:a", Limits: []apikey.RateLimit{{Name: "per_second", Limit: c.limit, DurationMS: 1000}}}
+		for i := range 50 {
+			for range 3 {
+				if d := admit(t, e, 1, key); d.Outcome != usage.Admitted {
+					t.Fatalf("limit %d: %v", c.limit, d.Outcome)
+				}
+			}
+			clk.add(100 * time.Millisecond)
+			if i%10 == 9 {
+				if _, err := e.Flush(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if got := st.narrowed > 0; got != c.wantNarrow {
+			t.Errorf("limit %d: narrowed %d admissions, want narrowing %v (NarrowMin %d)", c.limit, st.narrowed, c.wantNarrow, key.Limits[0].NarrowMin())
+		}
 	}
 }
