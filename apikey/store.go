@@ -221,7 +221,7 @@ type KeyUse struct {
 // Subjects are opaque strings ("key:<lineage>", "owner:<project>/<owner>").
 // Every method is safe to call from several replicas at once.
 type UsageStore interface {
-	// GrantRate grants up to GrantSize(free, g.Want, g.Replicas) admissions
+	// GrantRate grants up to GrantSize(free, g.Want, g.Need, g.Replicas) admissions
 	// of the window of g.Limit ending at g.At to g.Subject, recorded in the
 	// slice of g.At — or, when g asks for a span and SpanGrantFits, g.SpanWant
 	// recorded for the g.Span slices from it on — where free is the limit
@@ -320,10 +320,14 @@ const (
 
 // RateGrant asks UsageStore.GrantRate for admissions.
 type RateGrant struct {
-	Subject  string
-	Limit    RateLimit
-	At       time.Time
-	Want     int64 // at least 1
+	Subject string
+	Limit   RateLimit
+	At      time.Time
+	Want    int64 // at least 1
+	// Need is what the replica expects to spend in the slice (0: no
+	// estimate): with other replicas live, a grant is no larger, so that
+	// a replica with little demand holds little of a window others need.
+	Need     int64
 	Replicas int
 	// Span and SpanWant ask for a span grant (docs/limits.md): SpanWant
 	// admissions that may be spent in any of the Span slices from the

@@ -243,11 +243,13 @@ func (r *Refill) Apply(remaining, held, periods int64) int64 {
 
 // GrantSize is how much of a rate limit's window one grant hands a
 // replica (docs/limits.md): free is limit minus what the window has
-// granted, want what the replica needs now (at least 1), replicas the
-// live replicas. A process that is the only one spending (replicas ≤ 1)
-// takes all that is free; otherwise max(want, ceil(free / 2R)), so that
-// grants shrink as the window fills. Never more than free.
-func GrantSize(free, want int64, replicas int) int64 {
+// granted, want what the replica needs now (at least 1), need what it
+// expects to spend in the slice (0: no estimate), replicas the live
+// replicas. A process that is the only one spending (replicas ≤ 1) takes
+// all that is free; otherwise max(want, min(need, ceil(free / 2R))), so
+// that grants shrink as the window fills and a replica with little demand
+// does not hold what others need. Never more than free.
+func GrantSize(free, want, need int64, replicas int) int64 {
 	if free <= 0 {
 		return 0
 	}
@@ -255,6 +257,9 @@ func GrantSize(free, want int64, replicas int) int64 {
 		return free
 	}
 	share := (free + 2*int64(replicas) - 1) / (2 * int64(replicas))
+	if need > 0 {
+		share = min(share, need)
+	}
 	return min(free, max(want, share))
 }
 

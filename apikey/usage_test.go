@@ -212,12 +212,15 @@ func TestSizes(t *testing.T) {
 		name      string
 		got, want int64
 	}{
-		{"GrantAlone", GrantSize(20, 1, 1), 20},
-		{"GrantThree", GrantSize(20, 1, 3), 4},
-		{"GrantShrinks", GrantSize(3, 1, 3), 1},
-		{"GrantWantsMore", GrantSize(20, 9, 3), 9},
-		{"GrantNoneFree", GrantSize(0, 1, 3), 0},
-		{"GrantNeverAboveFree", GrantSize(2, 9, 3), 2},
+		{"GrantAlone", GrantSize(20, 1, 0, 1), 20},
+		{"GrantAloneNeedsLittle", GrantSize(20, 1, 2, 1), 20},
+		{"GrantThree", GrantSize(20, 1, 0, 3), 4},
+		{"GrantNeedsLittle", GrantSize(20, 1, 2, 3), 2},
+		{"GrantNeedsMuch", GrantSize(20, 1, 50, 3), 4},
+		{"GrantShrinks", GrantSize(3, 1, 0, 3), 1},
+		{"GrantWantsMore", GrantSize(20, 9, 2, 3), 9},
+		{"GrantNoneFree", GrantSize(0, 1, 0, 3), 0},
+		{"GrantNeverAboveFree", GrantSize(2, 9, 0, 3), 2},
 		{"CreditsQuarter", CreditSliceSize(100, 1, 1, 1000), 25},
 		{"CreditsCapped", CreditSliceSize(1e9, 1, 1, 1000), 1000},
 		{"CreditsCost", CreditSliceSize(100, 50, 3, 1000), 50},

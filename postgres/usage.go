@@ -76,7 +76,7 @@ func (t *tx) grantRate(ctx context.Context, g apikey.RateGrant) (apikey.RateGran
 		return apikey.RateGrantResult{}, t.fail("sum grants", err)
 	}
 	free := l.Limit - sum
-	n, last := apikey.GrantSize(free, g.Want, g.Replicas), cur
+	n, last := apikey.GrantSize(free, g.Want, g.Need, g.Replicas), cur
 	if g.Span > 1 && apikey.SpanGrantFits(l, free, g.SpanWant, g.Replicas) {
 		n, last = g.SpanWant, cur+g.Span-1
 	}

@@ -391,12 +391,17 @@ func (e *Engine) admitsOne(ctx context.Context, subject string, w *window, now t
 		e.queue(ret)
 		return false, nil
 	}
+	// A span grant still held is spent: what was spent from it is
+	// narrowed against its own row, or left there, before another grant
+	// takes its place (its spends must never be taken off another row).
+	e.queue(w.narrow(subject))
+	w.spanSpent = 0
 	if err := e.returnQueued(ctx, subject, w.def.Name); err != nil {
 		e.queue(ret)
 		return false, err
 	}
 	span, spanWant := e.span(w, first, cur)
-	res, err := e.r.GrantRate(ctx, apikey.RateGrant{Subject: subject, Limit: w.def, At: now, Want: 1,
+	res, err := e.r.GrantRate(ctx, apikey.RateGrant{Subject: subject, Limit: w.def, At: now, Want: 1, Need: w.need(cur),
 		Replicas: int(e.replicas.Load()), Span: span, SpanWant: spanWant, Return: ret})
 	if err != nil {
 		e.queue(ret)
@@ -415,6 +420,19 @@ func (e *Engine) admitsOne(ctx context.Context, subject string, w *window, now t
 	}
 	w.used = true
 	return true, nil
+}
+
+// need is what w expects to admit in slice cur: twice the most it
+// admitted in the last slice or so far in this one, or 0 (no estimate)
+// when it admitted nothing in either.
+func (w *window) need(cur int64) int64 {
+	var n int64
+	for p, k := range w.slices {
+		if k == cur || k == cur-1 {
+			n = max(n, w.counts[p])
+		}
+	}
+	return 2 * n
 }
 
 // holds reports whether w's grant may be spent in slice cur.

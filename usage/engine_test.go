@@ -489,6 +489,7 @@ type countingGrants struct {
 	asked    int
 	grants   []apikey.RateGrantResult
 	narrowed int64
+	off      map[[2]int64]int64
 }
 
 func (s *countingGrants) ReturnGrants(ctx context.Context, returns []apikey.GrantReturn) error {
@@ -497,14 +498,45 @@ func (s *countingGrants) ReturnGrants(ctx context.Context, returns []apikey.Gran
 		if r.Narrows() {
 			s.narrowed += r.N
 		}
+		s.takenOff(r)
 	}
 	s.mu.Unlock()
 	return s.Store.ReturnGrants(ctx, returns)
 }
 
+// takenOff records what r takes off its grant's row, and fails the test
+// at the end if a row lost more than was granted into it: hand-backs
+// and narrowings may only take off a grant what it held.
+func (s *countingGrants) takenOff(r apikey.GrantReturn) {
+	if r.N == 0 {
+		return
+	}
+	if s.off == nil {
+		s.off = map[[2]int64]int64{}
+	}
+	s.off[[2]int64{r.Slice, max(r.Last, r.Slice)}] += r.N
+}
+
+// check fails t if some grant's row lost more than was granted into it.
+func (s *countingGrants) check(t *testing.T) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := map[[2]int64]int64{}
+	for _, g := range s.grants {
+		in[[2]int64{g.Slice, g.Last}] += g.Granted
+	}
+	for k, n := range s.off {
+		if n > in[k] {
+			t.Errorf("grant slices %d..%d: %d taken off, %d granted", k[0], k[1], n, in[k])
+		}
+	}
+}
+
 func (s *countingGrants) GrantRate(ctx context.Context, g apikey.RateGrant) (apikey.RateGrantResult, error) {
 	res, err := s.Store.GrantRate(ctx, g)
 	s.mu.Lock()
+	s.takenOff(g.Return)
 	s.asked++
 	s.grants = append(s.grants, res)
 	s.mu.Unlock()
@@ -544,6 +576,7 @@ func TestAdmitSpanGrant(t *testing.T) {
 	// span (100 slices) is sized from the demand seen: 2 × 30 × 10 = 600,
 	// capped at SpanCap, 1000/10 = 100.
 	t.Logf("%d grants for 200 slices: %+v", st.asked, st.grants)
+	st.check(t)
 	if st.asked > 10 {
 		t.Errorf("%d grants asked for 200 slices of demand, want at most 10: %+v", st.asked, st.grants)
 	}
@@ -655,5 +688,85 @@ func TestAdmitNarrowMin(t *testing.T) {
 		if got := st.narrowed > 0; got != c.wantNarrow {
 			t.Errorf("limit %d: narrowed %d admissions, want narrowing %v (NarrowMin %d)", c.limit, st.narrowed, c.wantNarrow, key.Limits[0].NarrowMin())
 		}
+	}
+}
+
+// TestSharedDemandShift: two replicas share a per-second limit of 1000.
+// Replica A spends 30 a second, far from the limit, and so holds span
+// grants; from 5 s on replica B asks for 3000 a second. No interval of a
+// second ever admits more than the limit, the transient while A's span
+// grants still count is bounded as docs/limits.md says, and once it has
+// passed the two admit at least 0.9 × the limit in every window.
+func TestSharedDemandShift(t *testing.T) {
+	store := openStore(t)
+	stA, stB := &countingGrants{Store: store}, &countingGrants{Store: store}
+	c := newClock()
+	l := apikey.RateLimit{Name: "per_second", Limit: 1000, DurationMS: 1000} // slices of 100 ms
+	key := usage.Subject{ID: "key:shared", Limits: []apikey.RateLimit{l}}
+	a := usage.New(usage.Config{Reserver: stA, ReplicaID: "a", Shared: true, Now: c.now})
+	b := usage.New(usage.Config{Reserver: stB, ReplicaID: "b", Shared: true, Now: c.now})
+	for _, e := range []*usage.Engine{a, b} {
+		if _, err := e.Flush(t.Context()); err != nil { // both heartbeat: R = 2
+			t.Fatal(err)
+		}
+	}
+	const slices = 300 // 30 s
+	admitted := make([]int64, slices)
+	for i := range slices {
+		for range 3 {
+			if admit(t, a, 1, key).Outcome == usage.Admitted {
+				admitted[i]++
+			}
+		}
+		if i >= 50 {
+			for range 300 {
+				if admit(t, b, 1, key).Outcome == usage.Admitted {
+					admitted[i]++
+				}
+			}
+		}
+		c.add(100 * time.Millisecond)
+		if i%10 == 9 {
+			for _, e := range []*usage.Engine{a, b} {
+				if _, err := e.Flush(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	stA.check(t)
+	stB.check(t)
+	// Every admission of a slice happened at its start, so the intervals
+	// of one second that matter are those of ten consecutive slices.
+	for i := 0; i+10 <= slices; i++ {
+		var n int64
+		for _, k := range admitted[i : i+10] {
+			n += k
+		}
+		if n > l.Limit {
+			t.Errorf("slices %d..%d admitted %d, more than the limit %d", i, i+9, n, l.Limit)
+		}
+	}
+	// Under demand above a sliding window's limit, admissions come in
+	// bursts (the window fills in a few slices, then frees one slice at a
+	// time), so the rate is judged over many windows: at least 10/11 of
+	// the limit per second, less what grants left unspent hold back.
+	rate := func(from, to int) float64 {
+		var n int64
+		for _, k := range admitted[from:to] {
+			n += k
+		}
+		return float64(n) / (float64(to-from) / 10) / float64(l.Limit)
+	}
+	transient := 50 + int(l.SpanSlices()) + 20 // A's last span grant, and a window after it
+	during, after := rate(50, transient), rate(transient, slices)
+	t.Logf("admitted per second under demand above the limit: %.3f × the limit while A's span grants counted, %.3f × after", during, after)
+	if after < 0.9 {
+		t.Errorf("after the transient: %.3f × the limit per second, want at least 0.9", after)
+	}
+	// While they count, A's span grants (at most SpanCap) are held back
+	// from B.
+	if bound := 10.0/11 - float64(apikey.SpanCap(l, 2))/float64(l.Limit) - 0.02; during < bound {
+		t.Errorf("while A's span grants counted: %.3f × the limit per second, want at least %.3f", during, bound)
 	}
 }
