@@ -393,8 +393,11 @@ func (e *Engine) admitsOne(ctx context.Context, subject string, w *window, now t
 	}
 	// A span grant still held is spent: what was spent from it is
 	// narrowed against its own row, or left there, before another grant
-	// takes its place (its spends must never be taken off another row).
-	e.queue(w.narrow(subject))
+	// takes its place (its spends must never be taken off another row) —
+	// in the grant's own transaction, as a hand-back would be.
+	if ret.N == 0 {
+		ret = w.narrow(subject)
+	}
 	w.spanSpent = 0
 	if err := e.returnQueued(ctx, subject, w.def.Name); err != nil {
 		e.queue(ret)
