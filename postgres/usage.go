@@ -52,7 +52,8 @@ func (t *tx) grantRate(ctx context.Context, g apikey.RateGrant) (apikey.RateGran
 	if err != nil {
 		return apikey.RateGrantResult{}, t.fail("lock limit", err)
 	}
-	if err := t.returnGrant(ctx, g.Return); err != nil {
+	sums, narrowed := sumGrants([]apikey.GrantReturn{g.Return})
+	if err := t.returnGrants(ctx, sums, narrowed); err != nil {
 		return apikey.RateGrantResult{}, err
 	}
 	if lim != l.Limit || dur != l.DurationMS {
@@ -81,8 +82,7 @@ func (t *tx) grantRate(ctx context.Context, g apikey.RateGrant) (apikey.RateGran
 		n, last = g.SpanWant, cur+g.Span-1
 	}
 	if n > 0 {
-		if _, err := t.tx.Exec(ctx, `INSERT INTO usage_slices (subject, limit_name, slice, last_slice, granted) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (subject, limit_name, slice, last_slice) DO UPDATE SET granted = usage_slices.granted + EXCLUDED.granted`, g.Subject, l.Name, cur, last, n); err != nil {
+		if _, err := t.tx.Exec(ctx, addGrants, []string{g.Subject}, []string{l.Name}, []int64{cur}, []int64{last}, []int64{n}); err != nil {
 			return apikey.RateGrantResult{}, t.fail("grant", err)
 		}
 	}
@@ -94,57 +94,52 @@ func (t *tx) grantRate(ctx context.Context, g apikey.RateGrant) (apikey.RateGran
 
 // ReturnGrants implements apikey.UsageStore in three statements whatever
 // the batch's size: it locks the limits' rows in key order, as a grant
-// does (so that a batch and the grants it races cannot deadlock), lowers
-// every grant at once, and records the narrowed admissions.
+// does (so that a batch and the grants it races cannot deadlock), then
+// returnGrants.
 func (s *Store) ReturnGrants(ctx context.Context, returns []apikey.GrantReturn) error {
-	sums, narrowed := map[grantKey]int64{}, map[grantKey]int64{}
-	for _, r := range returns {
-		if r.N > 0 {
-			sums[grantKey{r.Subject, r.LimitName, r.Slice, max(r.Last, r.Slice)}] += r.N
-			if r.Narrows() {
-				narrowed[grantKey{r.Subject, r.LimitName, r.ToSlice, r.ToLast}] += r.N
-			}
-		}
-	}
+	sums, narrowed := sumGrants(returns)
 	if len(sums) == 0 {
 		return nil
 	}
-	keys := slices.SortedFunc(maps.Keys(sums), compareGrants)
-	var subjects, limits []string
-	var first, last, n []int64
-	for _, k := range keys {
-		subjects, limits = append(subjects, k.subject), append(limits, k.limit)
-		first, last, n = append(first, k.slice), append(last, k.last), append(n, sums[k])
-	}
-	var nSubjects, nLimits []string
-	var nFirst, nLast, nN []int64
-	for _, k := range slices.SortedFunc(maps.Keys(narrowed), compareGrants) {
-		nSubjects, nLimits = append(nSubjects, k.subject), append(nLimits, k.limit)
-		nFirst, nLast, nN = append(nFirst, k.slice), append(nLast, k.last), append(nN, narrowed[k])
-	}
+	subjects, limits, _, _, _ := grantColumns(sums)
 	return s.inTx(ctx, func(t *tx) error {
 		if _, err := t.tx.Exec(ctx, `SELECT 1 FROM usage_limits l
 			JOIN (SELECT DISTINCT subject, limit_name FROM unnest($1::text[], $2::text[]) AS r(subject, limit_name)) r USING (subject, limit_name)
 			ORDER BY l.subject, l.limit_name FOR UPDATE OF l`, subjects, limits); err != nil {
 			return t.fail("lock limits", err)
 		}
-		if _, err := t.tx.Exec(ctx, `UPDATE usage_slices s SET granted = GREATEST(s.granted - r.n, 0)
-			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS r(subject, limit_name, slice, last_slice, n)
-			WHERE s.subject = r.subject AND s.limit_name = r.limit_name AND s.slice = r.slice AND s.last_slice = r.last_slice`,
-			subjects, limits, first, last, n); err != nil {
-			return t.fail("return grants", err)
-		}
-		if len(nN) == 0 {
-			return nil
-		}
-		if _, err := t.tx.Exec(ctx, `INSERT INTO usage_slices (subject, limit_name, slice, last_slice, granted)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])
-			ON CONFLICT (subject, limit_name, slice, last_slice) DO UPDATE SET granted = usage_slices.granted + EXCLUDED.granted`,
-			nSubjects, nLimits, nFirst, nLast, nN); err != nil {
-			return t.fail("narrow grants", err)
-		}
-		return nil
+		return t.returnGrants(ctx, sums, narrowed)
 	})
+}
+
+// addGrants adds granted admissions to usage_slices rows, one per element
+// of its arrays (subject, limit_name, slice, last_slice, granted).
+const addGrants = `INSERT INTO usage_slices (subject, limit_name, slice, last_slice, granted)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])
+	ON CONFLICT (subject, limit_name, slice, last_slice) DO UPDATE SET granted = usage_slices.granted + EXCLUDED.granted`
+
+// returnGrants lowers each grant of sums by its amount, never below zero,
+// and adds the narrowed admissions to the rows of the slices they were
+// spent in; the caller holds the limits' rows.
+func (t *tx) returnGrants(ctx context.Context, sums, narrowed map[grantKey]int64) error {
+	if len(sums) == 0 {
+		return nil
+	}
+	subjects, limits, first, last, n := grantColumns(sums)
+	if _, err := t.tx.Exec(ctx, `UPDATE usage_slices s SET granted = GREATEST(s.granted - r.n, 0)
+		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS r(subject, limit_name, slice, last_slice, n)
+		WHERE s.subject = r.subject AND s.limit_name = r.limit_name AND s.slice = r.slice AND s.last_slice = r.last_slice`,
+		subjects, limits, first, last, n); err != nil {
+		return t.fail("return grants", err)
+	}
+	if len(narrowed) == 0 {
+		return nil
+	}
+	subjects, limits, first, last, n = grantColumns(narrowed)
+	if _, err := t.tx.Exec(ctx, addGrants, subjects, limits, first, last, n); err != nil {
+		return t.fail("narrow grants", err)
+	}
+	return nil
 }
 
 // grantKey names a usage_slices row.
@@ -153,28 +148,31 @@ type grantKey struct {
 	slice, last    int64
 }
 
-func compareGrants(a, b grantKey) int {
-	return cmp.Or(cmp.Compare(a.subject, b.subject), cmp.Compare(a.limit, b.limit), cmp.Compare(a.slice, b.slice), cmp.Compare(a.last, b.last))
+// sumGrants adds up what returns take off each grant's row and, for
+// narrowings, what they add to the rows of the slices they were spent in.
+func sumGrants(returns []apikey.GrantReturn) (sums, narrowed map[grantKey]int64) {
+	sums, narrowed = map[grantKey]int64{}, map[grantKey]int64{}
+	for _, r := range returns {
+		if r.N <= 0 {
+			continue
+		}
+		sums[grantKey{r.Subject, r.LimitName, r.Slice, max(r.Last, r.Slice)}] += r.N
+		if r.Narrows() {
+			narrowed[grantKey{r.Subject, r.LimitName, r.ToSlice, r.ToLast}] += r.N
+		}
+	}
+	return sums, narrowed
 }
 
-// returnGrant lowers the granted count of r's grant by r.N and, when r
-// narrows, records them for r's slices instead.
-func (t *tx) returnGrant(ctx context.Context, r apikey.GrantReturn) error {
-	if r.N <= 0 {
-		return nil
+// grantColumns is the rows of m in key order as the columns unnest takes.
+func grantColumns(m map[grantKey]int64) (subjects, limits []string, first, last, n []int64) {
+	for _, k := range slices.SortedFunc(maps.Keys(m), func(a, b grantKey) int {
+		return cmp.Or(cmp.Compare(a.subject, b.subject), cmp.Compare(a.limit, b.limit), cmp.Compare(a.slice, b.slice), cmp.Compare(a.last, b.last))
+	}) {
+		subjects, limits = append(subjects, k.subject), append(limits, k.limit)
+		first, last, n = append(first, k.slice), append(last, k.last), append(n, m[k])
 	}
-	if _, err := t.tx.Exec(ctx, `UPDATE usage_slices SET granted = GREATEST(granted - $1, 0)
-		WHERE subject = $2 AND limit_name = $3 AND slice = $4 AND last_slice = $5`, r.N, r.Subject, r.LimitName, r.Slice, max(r.Last, r.Slice)); err != nil {
-		return t.fail("return grant", err)
-	}
-	if !r.Narrows() {
-		return nil
-	}
-	if _, err := t.tx.Exec(ctx, `INSERT INTO usage_slices (subject, limit_name, slice, last_slice, granted) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (subject, limit_name, slice, last_slice) DO UPDATE SET granted = usage_slices.granted + EXCLUDED.granted`, r.Subject, r.LimitName, r.ToSlice, r.ToLast, r.N); err != nil {
-		return t.fail("narrow grant", err)
-	}
-	return nil
+	return subjects, limits, first, last, n
 }
 
 // balance is a usage_balances row.

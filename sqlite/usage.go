@@ -75,8 +75,7 @@ func (t *tx) grantRate(ctx context.Context, g apikey.RateGrant) (apikey.RateGran
 		n, last = g.SpanWant, cur+g.Span-1
 	}
 	if n > 0 {
-		if _, err := t.tx.ExecContext(ctx, `INSERT INTO usage_slices (subject, limit_name, slice, last_slice, granted) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (subject, limit_name, slice, last_slice) DO UPDATE SET granted = granted + excluded.granted`, g.Subject, l.Name, cur, last, n); err != nil {
+		if _, err := t.tx.ExecContext(ctx, addGrant, g.Subject, l.Name, cur, last, n); err != nil {
 			return apikey.RateGrantResult{}, dbErr("grant", err)
 		}
 	}
@@ -85,6 +84,11 @@ func (t *tx) grantRate(ctx context.Context, g apikey.RateGrant) (apikey.RateGran
 	}
 	return apikey.RateGrantResult{Granted: n, Slice: cur, Last: last, Free: max(0, free-n)}, nil
 }
+
+// addGrant adds granted admissions to the usage_slices row (subject,
+// limit_name, slice, last_slice), creating it.
+const addGrant = `INSERT INTO usage_slices (subject, limit_name, slice, last_slice, granted) VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (subject, limit_name, slice, last_slice) DO UPDATE SET granted = granted + excluded.granted`
 
 // ReturnGrants implements apikey.UsageStore.
 func (s *Store) ReturnGrants(ctx context.Context, returns []apikey.GrantReturn) error {
@@ -111,8 +115,7 @@ func (t *tx) returnGrant(ctx context.Context, r apikey.GrantReturn) error {
 	if !r.Narrows() {
 		return nil
 	}
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO usage_slices (subject, limit_name, slice, last_slice, granted) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (subject, limit_name, slice, last_slice) DO UPDATE SET granted = granted + excluded.granted`, r.Subject, r.LimitName, r.ToSlice, r.ToLast, r.N)
+	_, err := t.tx.ExecContext(ctx, addGrant, r.Subject, r.LimitName, r.ToSlice, r.ToLast, r.N)
 	return dbErr("narrow grant", err)
 }
 

@@ -412,7 +412,7 @@ func (e *Engine) admitsOne(ctx context.Context, subject string, w *window, now t
 	}
 	if res.Granted > 0 && res.Slice <= cur && cur <= res.Last {
 		w.grantSlice, w.grantLast, w.grant = res.Slice, res.Last, res.Granted
-		if res.Last > res.Slice {
+		if w.spanning() {
 			w.spanWant = res.Granted
 		}
 	}
@@ -438,6 +438,10 @@ func (w *window) need(cur int64) int64 {
 	return 2 * n
 }
 
+// spanning reports whether the grant w holds (or last held, spent) is a
+// span grant.
+func (w *window) spanning() bool { return w.grantLast > w.grantSlice }
+
 // holds reports whether w's grant may be spent in slice cur.
 func (w *window) holds(cur int64) bool {
 	return w.grantSlice <= cur && cur <= w.grantLast
@@ -447,7 +451,7 @@ func (w *window) holds(cur int64) bool {
 // since the last narrowing fell in (docs/limits.md), or nothing when they
 // are fewer than the limit's NarrowMin: those stay counted in the span.
 func (w *window) narrow(subject string) apikey.GrantReturn {
-	if w.spanSpent == 0 || w.spanSpent < w.def.NarrowMin() {
+	if w.spanSpent < w.def.NarrowMin() { // NarrowMin is at least 1
 		return apikey.GrantReturn{}
 	}
 	r := apikey.GrantReturn{Subject: subject, LimitName: w.def.Name, Slice: w.grantSlice, Last: w.grantLast,
@@ -482,7 +486,7 @@ func (e *Engine) span(w *window, first, cur int64) (span, want int64) {
 	// last span grant went back unused, and the window forgot it) is
 	// likely to resume at about its old rate.
 	want = max(minSpanWant, (2*w.sum(first, cur)*span+apikey.WindowSlices-1)/apikey.WindowSlices, w.spanWant/2)
-	if w.spanWant > 0 && w.grantLast > w.grantSlice && cur <= w.grantLast {
+	if w.spanWant > 0 && w.spanning() && cur <= w.grantLast {
 		want = max(want, 2*w.spanWant) // the last span grant ran out early
 	}
 	return span, min(want, limitCap)
@@ -559,7 +563,7 @@ func (w *window) count(now time.Time, shared bool) {
 	w.counts[p]++
 	if shared {
 		w.grant--
-		if w.grantLast > w.grantSlice { // a span grant
+		if w.spanning() {
 			if w.spanSpent == 0 {
 				w.spanFrom = cur
 			}
@@ -778,7 +782,7 @@ func (e *Engine) sweep(now time.Time, all bool) []apikey.CreditAmount {
 				// the last Flush, so that it does not keep what it holds
 				// from the other replicas for the rest of its span.
 				_, cur := w.def.Window(now)
-				if all || !w.holds(cur) || w.grantLast > w.grantSlice && !w.used {
+				if all || !w.holds(cur) || w.spanning() && !w.used {
 					e.handBack(id, w)
 				} else {
 					e.queue(w.narrow(id))
