@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"io/fs"
 	"slices"
 	"sync"
 	"testing"
@@ -210,5 +211,53 @@ func TestSessionDefaults(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// migrationsBefore is the embedded migrations older than version (e.g.
+// "0009"), for tests that upgrade a database holding data.
+func migrationsBefore(t *testing.T, version string) fstest.MapFS {
+	t.Helper()
+	before := fstest.MapFS{}
+	entries, err := fs.ReadDir(migrations, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() < version {
+			data, err := fs.ReadFile(migrations, e.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			before[e.Name()] = file(string(data))
+		}
+	}
+	return before
+}
+
+// TestMigrateSpanGrants upgrades a database of migrations 0001–0008 that
+// holds grants: 0009 keeps each as a grant of its own slice alone.
+func TestMigrateSpanGrants(t *testing.T) {
+	pgtest.URL(t)
+	t.Parallel()
+	cc, conn := rawConfig(t)
+	if err := migrate(t.Context(), cc, migrationsBefore(t, "0009")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(t.Context(), "INSERT INTO usage_slices (subject, limit_name, slice, granted) VALUES ('key:a', 'x', 7, 3), ('key:a', 'x', 8, 4)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(t.Context(), cc, migrations); err != nil {
+		t.Fatalf("migrate 0009: %v", err)
+	}
+	rows, err := queryAll(t.Context(), conn, func(row pgx.Row) ([3]int64, error) {
+		var r [3]int64
+		return r, row.Scan(&r[0], &r[1], &r[2])
+	}, "SELECT slice, last_slice, granted FROM usage_slices ORDER BY slice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := [][3]int64{{7, 7, 3}, {8, 8, 4}}; !slices.Equal(rows, want) {
+		t.Errorf("grants after 0009: %v, want %v", rows, want)
 	}
 }

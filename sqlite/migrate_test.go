@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"database/sql"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -131,4 +132,57 @@ func TestMigrate(t *testing.T) {
 			t.Errorf("applied %v of %d embedded migrations", got, len(list))
 		}
 	})
+}
+
+// TestMigrateSpanGrants upgrades a database of migrations 0001–0008 that
+// holds grants: 0009 rebuilds usage_slices and keeps each as a grant of
+// its own slice alone.
+func TestMigrateSpanGrants(t *testing.T) {
+	db := rawDB(t)
+	if err := migrate(t.Context(), db, migrationsBefore(t, "0009")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(t.Context(), "INSERT INTO usage_slices (subject, limit_name, slice, granted) VALUES ('key:a', 'x', 7, 3), ('key:a', 'x', 8, 4)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(t.Context(), db, migrations); err != nil {
+		t.Fatalf("migrate 0009: %v", err)
+	}
+	rows, err := db.QueryContext(t.Context(), "SELECT slice, last_slice, granted FROM usage_slices ORDER BY slice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got [][3]int64
+	for rows.Next() {
+		var r [3]int64
+		if err := rows.Scan(&r[0], &r[1], &r[2]); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r)
+	}
+	if want := [][3]int64{{7, 7, 3}, {8, 8, 4}}; !slices.Equal(got, want) {
+		t.Errorf("grants after 0009: %v, want %v", got, want)
+	}
+}
+
+// migrationsBefore is the embedded migrations older than version (e.g.
+// "0009"), for tests that upgrade a database holding data.
+func migrationsBefore(t *testing.T, version string) fstest.MapFS {
+	t.Helper()
+	before := fstest.MapFS{}
+	entries, err := fs.ReadDir(migrations, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() < version {
+			data, err := fs.ReadFile(migrations, e.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			before[e.Name()] = file(string(data))
+		}
+	}
+	return before
 }

@@ -1,11 +1,9 @@
 package sqlite
 
 import (
-	"io/fs"
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/apikeyd/apikeyd/apikey"
@@ -20,21 +18,7 @@ func TestMigrateRootKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := fstest.MapFS{}
-	entries, err := fs.ReadDir(migrations, ".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if e.Name() < "0004" {
-			data, err := fs.ReadFile(migrations, e.Name())
-			if err != nil {
-				t.Fatal(err)
-			}
-			before[e.Name()] = file(string(data))
-		}
-	}
-	if err := migrate(t.Context(), db, before); err != nil {
+	if err := migrate(t.Context(), db, migrationsBefore(t, "0004")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.ExecContext(t.Context(), `INSERT INTO audit_events
